@@ -1,0 +1,54 @@
+import type { Knex } from 'knex';
+
+/** Demo users and starting scores. Idempotent: each starting score is an event with actionId "seed". */
+export const DEMO_USERS: Array<{ id: string; displayName: string; role: 'player' | 'admin'; score: number }> = [
+  { id: 'admin', displayName: 'Scoreboard Admin', role: 'admin', score: 0 },
+  { id: 'ada', displayName: 'Ada Lovelace', role: 'player', score: 1200 },
+  { id: 'grace', displayName: 'Grace Hopper', role: 'player', score: 1150 },
+  { id: 'alan', displayName: 'Alan Turing', role: 'player', score: 1150 },
+  { id: 'edsger', displayName: 'Edsger Dijkstra', role: 'player', score: 990 },
+  { id: 'barbara', displayName: 'Barbara Liskov', role: 'player', score: 870 },
+  { id: 'ken', displayName: 'Ken Thompson', role: 'player', score: 760 },
+  { id: 'margaret', displayName: 'Margaret Hamilton', role: 'player', score: 640 },
+  { id: 'linus', displayName: 'Linus Torvalds', role: 'player', score: 500 },
+  { id: 'donald', displayName: 'Donald Knuth', role: 'player', score: 420 },
+  { id: 'frances', displayName: 'Frances Allen', role: 'player', score: 310 },
+  { id: 'john', displayName: 'John McCarthy', role: 'player', score: 150 },
+];
+
+export async function seed(knex: Knex): Promise<void> {
+  for (const u of DEMO_USERS) {
+    await knex.transaction(async (trx) => {
+      await trx.raw('INSERT INTO users (id, display_name, role) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE id = id', [
+        u.id,
+        u.displayName,
+        u.role,
+      ]);
+      if (u.score === 0) return;
+      const seeded = await trx('score_events').where({ user_id: u.id, action_id: 'seed' }).first('id');
+      if (seeded) return;
+      await trx.raw(
+        `INSERT INTO scores (user_id, score, reached_at, version) VALUES (?, 0, CURRENT_TIMESTAMP(6), 0)
+         ON DUPLICATE KEY UPDATE user_id = user_id`,
+        [u.id],
+      );
+      const [row] = await trx('scores').where({ user_id: u.id }).forUpdate().select('score');
+      const scoreAfter = Number(row.score) + u.score;
+      const [eventId] = await trx('score_events').insert({
+        user_id: u.id,
+        delta: u.score,
+        score_after: scoreAfter,
+        actor_id: 'admin',
+        action_id: 'seed',
+      });
+      await trx('scores')
+        .where({ user_id: u.id })
+        .update({
+          score: scoreAfter,
+          reached_at: trx.raw('CURRENT_TIMESTAMP(6)'),
+          version: trx.raw('version + 1'),
+          last_event_id: eventId,
+        });
+    });
+  }
+}

@@ -1,0 +1,167 @@
+import Joi from 'joi';
+
+/**
+ * Every setting the service reads, validated once at start-up. A bad or missing value stops the process with
+ * one message that names every problem (abortEarly: false), so an operator fixes them all in one go.
+ */
+export interface Config {
+  nodeEnv: string;
+  port: number;
+  host: string;
+  databaseUrl: string;
+  databasePoolMax: number;
+  databaseTimeoutMs: number;
+  redisUrl: string;
+  redisPrefix: string;
+  redisTimeoutMs: number;
+  jwt: {
+    algorithm: 'HS256' | 'HS384' | 'HS512' | 'RS256' | 'ES256';
+    key: string;
+    issuer?: string;
+    audience?: string;
+    clockToleranceS: number;
+  };
+  autoProvisionUsers: boolean;
+  maxScoreIncrement: number;
+  maxBodyBytes: number;
+  retryAfterS: number;
+  logLevel: string;
+  shutdownTimeoutMs: number;
+  scoreboardSize: number;
+  snapshotTickMs: number;
+  pollIntervalS: number;
+  corsOrigins: string[];
+  mirrorSyncIntervalMs: number;
+  mirrorSyncWindowMs: number;
+  writeBatching: { maxBatch: number; maxWaitMs: number; concurrency: number };
+  sse: { heartbeatMs: number; maxBufferBytes: number; maxClients: number; retryMs: number };
+}
+
+const HMAC = ['HS256', 'HS384', 'HS512'];
+
+const schema = Joi.object({
+  NODE_ENV: Joi.string().valid('development', 'production', 'test').default('production'),
+  PORT: Joi.number().integer().min(0).max(65535).default(3000),
+  HOST: Joi.string().default('0.0.0.0'),
+  DATABASE_URL: Joi.string()
+    .uri({ scheme: ['mysql', 'mysql2'] })
+    .default('mysql://root@127.0.0.1:3306/scoreboard'),
+  DATABASE_POOL_MAX: Joi.number().integer().min(1).max(500).default(10),
+  DATABASE_TIMEOUT_MS: Joi.number().integer().min(100).default(2000),
+  REDIS_URL: Joi.string()
+    .uri({ scheme: ['redis', 'rediss'] })
+    .default('redis://127.0.0.1:6379/0'),
+  REDIS_PREFIX: Joi.string().min(1).max(64).default('scoreboard:'),
+  REDIS_TIMEOUT_MS: Joi.number().integer().min(10).default(500),
+  JWT_SECRET: Joi.string().min(32).messages({
+    'string.min': '"JWT_SECRET" must be at least 32 bytes long (HS256 needs a key as long as its hash)',
+  }),
+  JWT_PUBLIC_KEY: Joi.string().pattern(/-----BEGIN [A-Z ]*PUBLIC KEY-----/, 'PEM public key'),
+  JWT_ALGORITHM: Joi.string()
+    .valid('HS256', 'HS384', 'HS512', 'RS256', 'ES256')
+    .default((parent: Record<string, unknown>) => (parent.JWT_PUBLIC_KEY ? 'RS256' : 'HS256')),
+  JWT_ISSUER: Joi.string(),
+  JWT_AUDIENCE: Joi.string(),
+  JWT_CLOCK_TOLERANCE_S: Joi.number().integer().min(0).max(300).default(30),
+  AUTO_PROVISION_USERS: Joi.boolean().default(true),
+  MAX_SCORE_INCREMENT: Joi.number().integer().min(1).max(Number.MAX_SAFE_INTEGER).default(1000),
+  MAX_BODY_BYTES: Joi.number().integer().min(64).max(1_048_576).default(4096),
+  RETRY_AFTER_S: Joi.number().integer().min(1).max(3600).default(5),
+  LOG_LEVEL: Joi.string().valid('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent').default('info'),
+  SHUTDOWN_TIMEOUT_MS: Joi.number().integer().min(100).default(10_000),
+  SCOREBOARD_SIZE: Joi.number().integer().min(1).max(100).default(10),
+  SNAPSHOT_TICK_MS: Joi.number().integer().min(10).max(60_000).default(100),
+  POLL_INTERVAL_S: Joi.number().integer().min(1).max(3600).default(5),
+  CORS_ORIGINS: Joi.string().allow('').default(''),
+  MIRROR_SYNC_INTERVAL_MS: Joi.number().integer().min(100).default(2000),
+  MIRROR_SYNC_WINDOW_MS: Joi.number().integer().min(1000).default(10_000),
+  WRITE_BATCH_MAX: Joi.number().integer().min(1).max(500).default(50),
+  WRITE_BATCH_WAIT_MS: Joi.number().integer().min(0).max(1000).default(0),
+  WRITE_CONCURRENCY: Joi.number().integer().min(1).max(64).default(4),
+  SSE_HEARTBEAT_MS: Joi.number().integer().min(100).default(15_000),
+  SSE_MAX_BUFFER_BYTES: Joi.number().integer().min(1024).default(65_536),
+  SSE_MAX_CLIENTS: Joi.number().integer().min(0).default(10_000),
+  SSE_RETRY_MS: Joi.number().integer().min(100).default(3000),
+})
+  .xor('JWT_SECRET', 'JWT_PUBLIC_KEY')
+  .messages({
+    'object.missing': 'one of "JWT_SECRET" (HS256) or "JWT_PUBLIC_KEY" (RS256/ES256) must be set',
+    'object.xor': 'set only one of "JWT_SECRET" and "JWT_PUBLIC_KEY"',
+  })
+  .custom((env: Record<string, unknown>, helpers) => {
+    const hmac = HMAC.includes(env.JWT_ALGORITHM as string);
+    if (hmac && !env.JWT_SECRET) return helpers.message({ custom: `"JWT_ALGORITHM" ${env.JWT_ALGORITHM} needs "JWT_SECRET"` });
+    if (!hmac && !env.JWT_PUBLIC_KEY)
+      return helpers.message({ custom: `"JWT_ALGORITHM" ${env.JWT_ALGORITHM} needs "JWT_PUBLIC_KEY"` });
+    return env;
+  })
+  .unknown(true);
+
+export class ConfigError extends Error {}
+
+/** Just the database settings, for admin commands that need no JWT key (migrate, seed, ...). */
+export function loadDatabaseConfig(env: NodeJS.ProcessEnv = process.env) {
+  const keys = ['DATABASE_URL', 'DATABASE_POOL_MAX', 'DATABASE_TIMEOUT_MS'];
+  const { error, value } = Joi.object(Object.fromEntries(keys.map((k) => [k, schema.extract(k)]))).validate(
+    Object.fromEntries(keys.map((k) => [k, env[k]])),
+    { abortEarly: false },
+  );
+  if (error) throw new ConfigError(`Invalid configuration:\n${error.details.map((d) => `  - ${d.message}`).join('\n')}`);
+  return {
+    databaseUrl: value.DATABASE_URL as string,
+    databasePoolMax: value.DATABASE_POOL_MAX as number,
+    databaseTimeoutMs: value.DATABASE_TIMEOUT_MS as number,
+  };
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const { error, value: v } = schema.validate(env, { abortEarly: false, convert: true });
+  if (error) {
+    const problems = error.details.map((d) => `  - ${d.message}`).join('\n');
+    throw new ConfigError(`Invalid configuration:\n${problems}`);
+  }
+  return {
+    nodeEnv: v.NODE_ENV,
+    port: v.PORT,
+    host: v.HOST,
+    databaseUrl: v.DATABASE_URL,
+    databasePoolMax: v.DATABASE_POOL_MAX,
+    databaseTimeoutMs: v.DATABASE_TIMEOUT_MS,
+    redisUrl: v.REDIS_URL,
+    redisPrefix: v.REDIS_PREFIX,
+    redisTimeoutMs: v.REDIS_TIMEOUT_MS,
+    jwt: {
+      algorithm: v.JWT_ALGORITHM,
+      key: v.JWT_SECRET ?? v.JWT_PUBLIC_KEY,
+      issuer: v.JWT_ISSUER,
+      audience: v.JWT_AUDIENCE,
+      clockToleranceS: v.JWT_CLOCK_TOLERANCE_S,
+    },
+    autoProvisionUsers: v.AUTO_PROVISION_USERS,
+    maxScoreIncrement: v.MAX_SCORE_INCREMENT,
+    maxBodyBytes: v.MAX_BODY_BYTES,
+    retryAfterS: v.RETRY_AFTER_S,
+    logLevel: v.LOG_LEVEL,
+    shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
+    scoreboardSize: v.SCOREBOARD_SIZE,
+    snapshotTickMs: v.SNAPSHOT_TICK_MS,
+    pollIntervalS: v.POLL_INTERVAL_S,
+    corsOrigins: (v.CORS_ORIGINS as string)
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+    mirrorSyncIntervalMs: v.MIRROR_SYNC_INTERVAL_MS,
+    mirrorSyncWindowMs: v.MIRROR_SYNC_WINDOW_MS,
+    writeBatching: {
+      maxBatch: v.WRITE_BATCH_MAX,
+      maxWaitMs: v.WRITE_BATCH_WAIT_MS,
+      concurrency: v.WRITE_CONCURRENCY,
+    },
+    sse: {
+      heartbeatMs: v.SSE_HEARTBEAT_MS,
+      maxBufferBytes: v.SSE_MAX_BUFFER_BYTES,
+      maxClients: v.SSE_MAX_CLIENTS,
+      retryMs: v.SSE_RETRY_MS,
+    },
+  };
+}

@@ -1,0 +1,223 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { rawRows, type Db } from '../db';
+import { redisReady } from '../redis';
+
+/** One user's state as MySQL committed it. `version` grows with every change of the user's scores row. */
+export interface MirrorEntry {
+  userId: string;
+  score: number;
+  version: number;
+  active: boolean;
+}
+
+// Applies entries only when their version is at least the one Redis holds for that user, so mirrors that
+// arrive late (another instance, a retry, the catch-up scan) can never move a score backwards.
+// Equal versions re-apply the same committed state, which lets a rebuild repair a half-flushed mirror.
+const APPLY = `
+for i = 1, #ARGV, 4 do
+  local user = ARGV[i]
+  local held = tonumber(redis.call('HGET', KEYS[2], user) or '-1')
+  if tonumber(ARGV[i + 2]) >= held then
+    redis.call('HSET', KEYS[2], user, ARGV[i + 2])
+    if ARGV[i + 3] == '1' then redis.call('ZADD', KEYS[1], ARGV[i + 1], user)
+    else redis.call('ZREM', KEYS[1], user) end
+  end
+end
+return 1`;
+
+// Competition rank of each queried score against the mirror, with the pending batch's own users counted at
+// their new scores: ARGV = n, then n x (user, newScore, active), then pairs of (user, score) to rank.
+const RANKS = `
+local n = tonumber(ARGV[1])
+local users, old, new, active = {}, {}, {}, {}
+for i = 0, n - 1 do
+  local u = ARGV[2 + i * 3]
+  local held = redis.call('ZSCORE', KEYS[1], u)
+  users[#users + 1] = u
+  old[u] = held and tonumber(held) or false
+  new[u] = tonumber(ARGV[3 + i * 3]); active[u] = ARGV[4 + i * 3] == '1'
+end
+local out = {}
+for j = 2 + n * 3, #ARGV, 2 do
+  local self, s = ARGV[j], tonumber(ARGV[j + 1])
+  local c = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[j + 1], '+inf')
+  for _, u in ipairs(users) do
+    if old[u] and old[u] > s then c = c - 1 end
+    if u ~= self and active[u] and new[u] > s then c = c + 1 end
+  end
+  out[#out + 1] = c + 1
+end
+return out`;
+
+type MirrorRedis = Redis & {
+  mirrorApply(zset: string, versions: string, ...args: string[]): Promise<number>;
+  mirrorRanks(zset: string, ...args: string[]): Promise<number[]>;
+};
+
+export interface RankQuery {
+  userId: string;
+  score: number;
+}
+
+export function createMirror(deps: {
+  db: Db;
+  redis: Redis;
+  prefix: string;
+  logger: Logger;
+  syncIntervalMs: number;
+  syncWindowMs: number;
+  rebuildChunk?: number;
+}) {
+  const { db, logger, prefix } = deps;
+  const redis = deps.redis as MirrorRedis;
+  redis.defineCommand('mirrorApply', { numberOfKeys: 2, lua: APPLY });
+  redis.defineCommand('mirrorRanks', { numberOfKeys: 1, lua: RANKS });
+  const keys = { zset: `${prefix}scores`, versions: `${prefix}score-versions`, ready: `${prefix}mirror:ready` };
+
+  let ready = false; // the mirror is complete: ranks may be answered from it
+  let failures = 0; // bumped whenever a mirror write is lost, so the catch-up scan does not skip it
+  let syncFrom: Date | null = null; // DB time from which the next catch-up scan must look
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+
+  async function apply(entries: MirrorEntry[]): Promise<boolean> {
+    if (entries.length === 0) return true;
+    try {
+      const args = entries.flatMap((e) => [e.userId, String(e.score), String(e.version), e.active ? '1' : '0']);
+      await redis.mirrorApply(keys.zset, keys.versions, ...args);
+      return true;
+    } catch (err) {
+      failures++;
+      logger.warn({ err: (err as Error).message, users: entries.length }, 'redis mirror write failed; catch-up will repair');
+      return false;
+    }
+  }
+
+  /** Competition ranks from Redis, or null when the mirror cannot be trusted right now. */
+  async function ranks(queries: RankQuery[], pending: MirrorEntry[]): Promise<number[] | null> {
+    if (!ready || !redisReady(redis) || queries.length === 0) return null;
+    try {
+      const args = [String(pending.length)];
+      for (const p of pending) args.push(p.userId, String(p.score), p.active ? '1' : '0');
+      for (const q of queries) args.push(q.userId, String(q.score));
+      return (await redis.mirrorRanks(keys.zset, ...args)).map(Number);
+    } catch {
+      return null;
+    }
+  }
+
+  /** One user's score and rank from Redis; undefined when Redis cannot answer (ask MySQL), null if absent. */
+  async function lookup(userId: string): Promise<{ score: number; rank: number } | null | undefined> {
+    if (!ready || !redisReady(redis)) return undefined;
+    try {
+      const score = await redis.zscore(keys.zset, userId);
+      if (score === null) return null;
+      const above = await redis.zcount(keys.zset, `(${score}`, '+inf');
+      return { score: Number(score), rank: above + 1 };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Copies every user's committed state from MySQL, in key order and in chunks, without blocking anyone. */
+  async function rebuild(): Promise<number> {
+    const chunk = deps.rebuildChunk ?? 5000;
+    let after = '';
+    let total = 0;
+    const failuresBefore = failures;
+    for (;;) {
+      const rows = await rawRows<{ user_id: string; score: number; version: number; status: string }>(
+        db,
+        `SELECT s.user_id, s.score, s.version, u.status FROM scores s JOIN users u ON u.id = s.user_id
+         WHERE s.user_id > ? ORDER BY s.user_id LIMIT ?`,
+        [after, chunk],
+      );
+      if (rows.length === 0) break;
+      if (!(await apply(rows.map(toEntry)))) throw new Error('redis unavailable during rebuild');
+      total += rows.length;
+      after = rows[rows.length - 1].user_id;
+    }
+    if (failures === failuresBefore) {
+      await redis.set(keys.ready, new Date().toISOString());
+      ready = true;
+    }
+    return total;
+  }
+
+  /** Applies every row changed since the last clean scan (minus a window for slow commits). */
+  async function catchUp(): Promise<number> {
+    const failuresBefore = failures;
+    const [{ now }] = await rawRows<{ now: Date }>(db, 'SELECT CURRENT_TIMESTAMP(3) AS now');
+    const from = new Date((syncFrom ?? now).getTime() - deps.syncWindowMs);
+    let applied = 0;
+    let afterTime = from;
+    let afterUser = '';
+    for (;;) {
+      const rows = await rawRows<{ user_id: string; score: number; version: number; status: string; updated_at: Date }>(
+        db,
+        `SELECT s.user_id, s.score, s.version, u.status, s.updated_at FROM scores s JOIN users u ON u.id = s.user_id
+         WHERE (s.updated_at > ? OR (s.updated_at = ? AND s.user_id > ?))
+         ORDER BY s.updated_at, s.user_id LIMIT 5000`,
+        [afterTime, afterTime, afterUser],
+      );
+      if (rows.length === 0) break;
+      if (!(await apply(rows.map(toEntry)))) return applied;
+      applied += rows.length;
+      afterTime = rows[rows.length - 1].updated_at;
+      afterUser = rows[rows.length - 1].user_id;
+    }
+    if (failures === failuresBefore) syncFrom = now;
+    return applied;
+  }
+
+  /** One pass of the self-healing loop: rebuild when the mirror was flushed or never built, else catch up. */
+  async function sync(): Promise<void> {
+    if (!redisReady(redis)) {
+      ready = false;
+      return;
+    }
+    const present = await redis.exists(keys.ready);
+    if (!present || !ready) {
+      ready = false;
+      const started = Date.now();
+      const n = await rebuild();
+      logger.info({ users: n, ms: Date.now() - started }, 'redis mirror rebuilt from MySQL');
+      return;
+    }
+    await catchUp();
+  }
+
+  function syncOnce(): Promise<void> {
+    running ??= sync()
+      .catch((err) => logger.warn({ err: (err as Error).message }, 'mirror sync failed; will retry'))
+      .finally(() => (running = undefined));
+    return running;
+  }
+
+  return {
+    keys,
+    apply,
+    ranks,
+    lookup,
+    rebuild,
+    syncOnce,
+    isReady: () => ready && redisReady(redis),
+    start() {
+      redis.on('ready', () => void syncOnce());
+      void syncOnce();
+      timer = setInterval(() => void syncOnce(), deps.syncIntervalMs);
+      timer.unref();
+    },
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
+
+export type Mirror = ReturnType<typeof createMirror>;
+
+function toEntry(r: { user_id: string; score: number; version: number; status: string }): MirrorEntry {
+  return { userId: r.user_id, score: Number(r.score), version: Number(r.version), active: r.status === 'active' };
+}

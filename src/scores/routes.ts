@@ -1,0 +1,41 @@
+import Router from '@koa/router';
+import type { CallerLoader } from '../auth/caller';
+import { readJsonBody } from '../body';
+import { badRequest, forbidden } from '../errors';
+import { validate } from '../validation';
+import { ACTION_ID, updateBodySchema } from './schemas';
+import type { ScoreService } from './service';
+
+export function scoreWriteRoutes(
+  router: Router,
+  deps: { loadCaller: CallerLoader; scores: ScoreService; maxScoreIncrement: number; maxBodyBytes: number },
+) {
+  const schemas = {
+    player: updateBodySchema(deps.maxScoreIncrement, false),
+    admin: updateBodySchema(deps.maxScoreIncrement, true),
+  };
+
+  router.post('/scores/update', async (ctx) => {
+    const caller = await deps.loadCaller(ctx);
+    const body = validate(schemas[caller.role], await readJsonBody(ctx, deps.maxBodyBytes));
+    const headerKey = ctx.get('idempotency-key') || undefined;
+    if (headerKey !== undefined) validate(ACTION_ID.label('Idempotency-Key'), headerKey, 'Idempotency-Key header');
+    if (headerKey !== undefined && body.actionId !== undefined && headerKey !== body.actionId) {
+      throw badRequest('The Idempotency-Key header and the actionId field disagree.');
+    }
+    const userId = body.userId ?? caller.id;
+    if (userId !== caller.id && caller.role !== 'admin') throw forbidden('Players may only add to their own score.');
+
+    const outcome = await deps.scores.submit({
+      userId,
+      delta: body.scoreIncrement,
+      actionId: body.actionId ?? headerKey,
+      actorId: caller.id,
+      actorIsAdmin: caller.role === 'admin',
+    });
+    if (outcome.kind === 'rejected') throw outcome.error;
+    if (outcome.kind === 'replayed') ctx.set('Idempotent-Replayed', 'true');
+    ctx.status = outcome.kind === 'applied' ? 201 : 200;
+    ctx.body = outcome.result;
+  });
+}

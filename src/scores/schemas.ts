@@ -1,0 +1,23 @@
+import Joi from 'joi';
+import { USER_ID_PATTERN } from '../auth/tokens';
+
+/** Idempotency keys: 1-128 visible ASCII characters. */
+export const ACTION_ID = Joi.string().pattern(/^[\x21-\x7e]{1,128}$/, 'visible ASCII, at most 128 characters');
+
+export interface UpdateBody {
+  userId?: string;
+  scoreIncrement: number;
+  actionId?: string;
+}
+
+/** Players add 1..max to their own score; admins may apply any non-zero correction within the safe range. */
+export function updateBodySchema(maxIncrement: number, admin: boolean): Joi.ObjectSchema<UpdateBody> {
+  const increment = admin
+    ? Joi.number().integer().min(-Number.MAX_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER).invalid(0)
+    : Joi.number().integer().min(1).max(maxIncrement);
+  return Joi.object<UpdateBody>({
+    userId: Joi.string().pattern(USER_ID_PATTERN, 'user id'),
+    scoreIncrement: increment.required(),
+    actionId: ACTION_ID,
+  }).unknown(false);
+}

@@ -1,0 +1,52 @@
+import type { Logger } from 'pino';
+import type { Db } from '../db';
+import { isDatabaseUnavailable } from '../errors';
+import type { Mirror } from './mirror';
+import { applyBatch, type DeltaOutcome, type DeltaRequest } from './store';
+import { createWriteQueue } from './write-queue';
+
+export interface WriteBatching {
+  maxBatch: number;
+  maxWaitMs: number;
+  concurrency: number;
+}
+
+/**
+ * The write path: requests are group-committed to MySQL, and each committed batch is mirrored into Redis
+ * with one script call before its requests are answered. A mirror failure never fails a write (MySQL is the
+ * truth); the mirror's catch-up loop repairs Redis afterwards.
+ */
+export function createScoreService(deps: {
+  db: Db;
+  mirror: Mirror;
+  logger: Logger;
+  batching: WriteBatching;
+  onCommitted: () => void;
+  /** Test hook: runs after commit, before the Redis mirror (fault tests kill the process here). */
+  afterCommit?: () => Promise<void> | void;
+}) {
+  async function runBatch(requests: DeltaRequest[]): Promise<DeltaOutcome[]> {
+    let result;
+    try {
+      result = await applyBatch(deps.db, requests, deps.mirror.ranks);
+    } catch (err) {
+      // One request that breaks the SQL must not fail its neighbours: retry each on its own.
+      if (requests.length > 1 && !isDatabaseUnavailable(err)) {
+        deps.logger.warn({ err: (err as Error).message, size: requests.length }, 'batch failed; retrying one by one');
+        return Promise.all(requests.map(async (r) => (await runBatch([r]))[0]));
+      }
+      throw err;
+    }
+    if (result.mirror.length) {
+      deps.onCommitted();
+      await deps.afterCommit?.();
+      await deps.mirror.apply(result.mirror);
+    }
+    return result.outcomes;
+  }
+
+  const queue = createWriteQueue<DeltaRequest, DeltaOutcome>({ ...deps.batching, run: runBatch });
+  return { submit: queue.submit, drain: queue.drain, stats: queue.stats };
+}
+
+export type ScoreService = ReturnType<typeof createScoreService>;
