@@ -57,11 +57,15 @@ export function signToken(
   claims: { sub: string; name?: string; role?: string },
   ttl: string | number = '1h',
 ): string {
-  return jwt.sign({ name: claims.name, role: claims.role }, jwtConfig.signingKey, {
+  const options: jwt.SignOptions = {
     algorithm: jwtConfig.algorithm,
     subject: claims.sub,
     expiresIn: ttl as jwt.SignOptions['expiresIn'],
-    issuer: jwtConfig.issuer,
-    audience: jwtConfig.audience,
-  });
+  };
+  if (jwtConfig.issuer) options.issuer = jwtConfig.issuer;
+  if (jwtConfig.audience) options.audience = jwtConfig.audience;
+  const payload: Record<string, string> = {};
+  if (claims.name) payload.name = claims.name;
+  if (claims.role) payload.role = claims.role;
+  return jwt.sign(payload, jwtConfig.signingKey, options);
 }

@@ -1,0 +1,40 @@
+import knex from 'knex';
+import { Redis } from 'ioredis';
+import { knexConfig } from '../../knexfile';
+import { createDatabase, migrateLatest } from '../../src/cli/db';
+import { RUN_PREFIX, TEST_DATABASE_URL, TEST_REDIS_URL } from './env';
+
+/** A plain knex handle on the test database, for assertions. */
+export const testDb = () => knex(knexConfig(TEST_DATABASE_URL, { poolMax: 4 }));
+
+export async function prepareTestDatabase(): Promise<void> {
+  await createDatabase(TEST_DATABASE_URL);
+  await migrateLatest(TEST_DATABASE_URL);
+}
+
+/** Empties our tables (never the schema, never another database). */
+export async function resetTables(): Promise<void> {
+  const db = testDb();
+  try {
+    await db.raw('DELETE FROM score_events');
+    await db.raw('DELETE FROM scores');
+    await db.raw('DELETE FROM users');
+  } finally {
+    await db.destroy();
+  }
+}
+
+/** Deletes only this run's keys on the shared Redis (never FLUSHALL). */
+export async function deleteRunKeys(prefix = RUN_PREFIX): Promise<void> {
+  const redis = new Redis(TEST_REDIS_URL);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      if (keys.length) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}

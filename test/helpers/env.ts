@@ -1,0 +1,39 @@
+import { randomBytes } from 'node:crypto';
+import { loadConfig, type Config } from '../../src/config';
+import { signToken } from '../../src/auth/tokens';
+
+/** Tests run against their own database and their own Redis key prefix on the shared servers. */
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/scoreboard_test';
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
+export const TEST_SECRET = 'test-secret-that-is-long-enough-for-hs256!!';
+export const RUN_PREFIX = `sbtest:${process.pid}:${randomBytes(3).toString('hex')}:`;
+
+export const baseEnv: Record<string, string> = {
+  NODE_ENV: 'test',
+  PORT: '0',
+  HOST: '127.0.0.1',
+  DATABASE_URL: TEST_DATABASE_URL,
+  REDIS_URL: TEST_REDIS_URL,
+  REDIS_PREFIX: RUN_PREFIX,
+  JWT_SECRET: TEST_SECRET,
+  LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+};
+
+export function testConfig(overrides: Record<string, string | undefined> = {}): Config {
+  return loadConfig({ ...baseEnv, ...overrides } as NodeJS.ProcessEnv);
+}
+
+/** A unique user id, so tests never collide with each other's rows. */
+let counter = 0;
+export const uniqueUser = (label = 'u') => `${label}-${process.pid}-${++counter}-${randomBytes(2).toString('hex')}`;
+
+export function tokenFor(
+  userId: string,
+  opts: { admin?: boolean; name?: string; ttl?: string | number; secret?: string } = {},
+): string {
+  return signToken(
+    { algorithm: 'HS256', signingKey: opts.secret ?? TEST_SECRET },
+    { sub: userId, name: opts.name, role: opts.admin ? 'admin' : undefined },
+    opts.ttl ?? '1h',
+  );
+}
