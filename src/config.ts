@@ -165,3 +165,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
   };
 }
+
+/** Every environment variable the schema knows (for checks that deployment files name only these). */
+export function configKeys(): string[] {
+  return Object.keys(schema.describe().keys ?? {});
+}

@@ -73,6 +73,12 @@ export function problemMiddleware(opts: { logger: Logger; retryAfterS: number })
       }
       ctx.status = httpErr.status;
       for (const [k, v] of Object.entries(httpErr.headers)) ctx.set(k, v);
+      if (httpErr.status === 405 && !ctx.response.get('Allow')) {
+        // The router's thrown 405 carries no Allow header (RFC 9110 requires one): list the path's methods.
+        const matched = (ctx as { matched?: Array<{ methods?: string[] }> }).matched ?? [];
+        const allowed = [...new Set(matched.flatMap((layer) => layer.methods ?? []))];
+        if (allowed.length) ctx.set('Allow', allowed.join(', '));
+      }
       ctx.type = 'application/problem+json';
       ctx.body = {
         type: 'about:blank',

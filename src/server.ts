@@ -14,10 +14,11 @@ export async function startServer(config: Config) {
   const logger = createLogger(config.logLevel);
   const db = createDb(config);
   const redis = createRedis(config, logger);
-  const services = createServices({ config, db, redis, logger });
+  const subscriber = createRedis(config);
+  const services = createServices({ config, db, redis, subscriber, logger });
   const app = createApp({ config, logger, db, redis, ...services });
   const server = http.createServer(app.callback());
-  services.start();
+  await services.start();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, resolve);
@@ -35,6 +36,7 @@ export async function startServer(config: Config) {
       await services.stop();
       await closed;
       redis.disconnect();
+      subscriber.disconnect();
       await db.destroy();
       logger.info('shut down cleanly');
     })();
@@ -43,18 +45,16 @@ export async function startServer(config: Config) {
   return { server, port, close, logger };
 }
 
-async function main(): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      process.exit(1);
-    }
-    throw err;
-  }
-  const instance = await startServer(config);
+export type ServerInstance = Awaited<ReturnType<typeof startServer>>;
+
+/**
+ * Shuts the instance down on SIGTERM/SIGINT and exits 0 once it has closed (1 if closing fails or takes
+ * longer than SHUTDOWN_TIMEOUT_MS). A second signal exits at once. Shared by `npm start` and `npm run dev`.
+ */
+export function runUntilSignalled(
+  instance: Pick<ServerInstance, 'close' | 'logger'>,
+  config: Pick<Config, 'shutdownTimeoutMs'>,
+): void {
   let signals = 0;
   const onSignal = (signal: string) => {
     if (++signals > 1) {
@@ -76,6 +76,20 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+  runUntilSignalled(await startServer(config), config);
 }
 
 if (require.main === module) {

@@ -6,6 +6,7 @@ import type { Db } from './db';
 import type { Logger } from './logger';
 import { createMirror } from './scores/mirror';
 import { createScoreService } from './scores/service';
+import { createSnapshotEngine } from './snapshot/engine';
 
 export interface ServiceHooks {
   afterCommit?: () => Promise<void> | void;
@@ -13,7 +14,7 @@ export interface ServiceHooks {
 
 /** Wires the long-lived parts of one instance around its connections. */
 export function createServices(
-  deps: { config: Config; db: Db; redis: Redis; logger: Logger },
+  deps: { config: Config; db: Db; redis: Redis; subscriber: Redis; logger: Logger },
   hooks: ServiceHooks = {},
 ) {
   const { config, db, redis, logger } = deps;
@@ -25,12 +26,21 @@ export function createServices(
     syncIntervalMs: config.mirrorSyncIntervalMs,
     syncWindowMs: config.mirrorSyncWindowMs,
   });
+  const snapshot = createSnapshotEngine({
+    db,
+    redis,
+    subscriber: deps.subscriber,
+    prefix: config.redisPrefix,
+    size: config.scoreboardSize,
+    tickMs: config.snapshotTickMs,
+    logger,
+  });
   const scores = createScoreService({
     db,
     mirror,
     logger,
     batching: config.writeBatching,
-    onCommitted: () => {},
+    onCommitted: snapshot.markDirty,
     afterCommit: hooks.afterCommit,
   });
   const loadCaller = createCallerLoader({
@@ -40,13 +50,16 @@ export function createServices(
   });
   return {
     mirror,
+    snapshot,
     scores,
     loadCaller,
-    start() {
+    async start() {
       mirror.start();
+      await snapshot.start();
     },
     async stop() {
       await scores.drain();
+      await snapshot.stop();
       await mirror.stop();
     },
   };

@@ -8,7 +8,9 @@ export async function createDatabase(databaseUrl: string): Promise<void> {
   if (!/^[\w$]{1,64}$/.test(database)) throw new Error(`Refusing to create a database named "${database}"`);
   const server = knex(knexConfig(databaseUrl, { noDatabase: true, poolMax: 1 }));
   try {
-    await server.raw(`CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+    await server.raw(
+      `CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`,
+    );
   } finally {
     await server.destroy();
   }
@@ -19,6 +21,17 @@ export async function migrateLatest(databaseUrl: string): Promise<string[]> {
   try {
     const [, applied] = await db.migrate.latest();
     return applied;
+  } finally {
+    await db.destroy();
+  }
+}
+
+/** Runs every seed file (they are idempotent); returns the files run. */
+export async function runSeeds(databaseUrl: string): Promise<string[]> {
+  const db = knex(knexConfig(databaseUrl, { poolMax: 2 }));
+  try {
+    const [files] = await db.seed.run();
+    return files;
   } finally {
     await db.destroy();
   }
@@ -46,13 +59,8 @@ async function main(): Promise<void> {
     }
   }
   if (command === 'seed' || command === 'setup') {
-    const db = knex(knexConfig(databaseUrl, { poolMax: 2 }));
-    try {
-      const [files] = await db.seed.run();
-      console.log(`seeded: ${files.length} file(s)`);
-    } finally {
-      await db.destroy();
-    }
+    const files = await runSeeds(databaseUrl);
+    console.log(`seeded: ${files.length} file(s)`);
   }
   if (!['create', 'migrate', 'rollback', 'seed', 'setup'].includes(command ?? '')) {
     console.error('usage: db <create|migrate|rollback [--all]|seed|setup>');

@@ -9,17 +9,19 @@ export interface MirrorEntry {
   score: number;
   version: number;
   active: boolean;
+  displayName: string;
 }
 
 // Applies entries only when their version is at least the one Redis holds for that user, so mirrors that
 // arrive late (another instance, a retry, the catch-up scan) can never move a score backwards.
 // Equal versions re-apply the same committed state, which lets a rebuild repair a half-flushed mirror.
 const APPLY = `
-for i = 1, #ARGV, 4 do
+for i = 1, #ARGV, 5 do
   local user = ARGV[i]
   local held = tonumber(redis.call('HGET', KEYS[2], user) or '-1')
   if tonumber(ARGV[i + 2]) >= held then
     redis.call('HSET', KEYS[2], user, ARGV[i + 2])
+    redis.call('HSET', KEYS[3], user, ARGV[i + 4])
     if ARGV[i + 3] == '1' then redis.call('ZADD', KEYS[1], ARGV[i + 1], user)
     else redis.call('ZREM', KEYS[1], user) end
   end
@@ -50,9 +52,16 @@ for j = 2 + n * 3, #ARGV, 2 do
 end
 return out`;
 
+// One user's score, the number of users above it, and the display name, in one round trip.
+const LOOKUP = `
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not s then return false end
+return {s, redis.call('ZCOUNT', KEYS[1], '(' .. s, '+inf'), redis.call('HGET', KEYS[2], ARGV[1])}`;
+
 type MirrorRedis = Redis & {
-  mirrorApply(zset: string, versions: string, ...args: string[]): Promise<number>;
+  mirrorApply(zset: string, versions: string, names: string, ...args: string[]): Promise<number>;
   mirrorRanks(zset: string, ...args: string[]): Promise<number[]>;
+  mirrorLookup(zset: string, names: string, userId: string): Promise<[string, number, string | null] | null>;
 };
 
 export interface RankQuery {
@@ -71,9 +80,15 @@ export function createMirror(deps: {
 }) {
   const { db, logger, prefix } = deps;
   const redis = deps.redis as MirrorRedis;
-  redis.defineCommand('mirrorApply', { numberOfKeys: 2, lua: APPLY });
+  redis.defineCommand('mirrorApply', { numberOfKeys: 3, lua: APPLY });
   redis.defineCommand('mirrorRanks', { numberOfKeys: 1, lua: RANKS });
-  const keys = { zset: `${prefix}scores`, versions: `${prefix}score-versions`, ready: `${prefix}mirror:ready` };
+  redis.defineCommand('mirrorLookup', { numberOfKeys: 2, lua: LOOKUP });
+  const keys = {
+    zset: `${prefix}scores`,
+    versions: `${prefix}score-versions`,
+    names: `${prefix}names`,
+    ready: `${prefix}mirror:ready`,
+  };
 
   let ready = false; // the mirror is complete: ranks may be answered from it
   let failures = 0; // bumped whenever a mirror write is lost, so the catch-up scan does not skip it
@@ -84,8 +99,14 @@ export function createMirror(deps: {
   async function apply(entries: MirrorEntry[]): Promise<boolean> {
     if (entries.length === 0) return true;
     try {
-      const args = entries.flatMap((e) => [e.userId, String(e.score), String(e.version), e.active ? '1' : '0']);
-      await redis.mirrorApply(keys.zset, keys.versions, ...args);
+      const args = entries.flatMap((e) => [
+        e.userId,
+        String(e.score),
+        String(e.version),
+        e.active ? '1' : '0',
+        e.displayName,
+      ]);
+      await redis.mirrorApply(keys.zset, keys.versions, keys.names, ...args);
       return true;
     } catch (err) {
       failures++;
@@ -107,14 +128,13 @@ export function createMirror(deps: {
     }
   }
 
-  /** One user's score and rank from Redis; undefined when Redis cannot answer (ask MySQL), null if absent. */
-  async function lookup(userId: string): Promise<{ score: number; rank: number } | null | undefined> {
+  /** A ranked user from Redis; undefined when Redis cannot answer or does not hold them (ask MySQL). */
+  async function lookup(userId: string): Promise<{ displayName: string; score: number; rank: number } | undefined> {
     if (!ready || !redisReady(redis)) return undefined;
     try {
-      const score = await redis.zscore(keys.zset, userId);
-      if (score === null) return null;
-      const above = await redis.zcount(keys.zset, `(${score}`, '+inf');
-      return { score: Number(score), rank: above + 1 };
+      const found = await redis.mirrorLookup(keys.zset, keys.names, userId);
+      if (!found || found[2] === null) return undefined;
+      return { displayName: found[2], score: Number(found[0]), rank: Number(found[1]) + 1 };
     } catch {
       return undefined;
     }
@@ -127,9 +147,9 @@ export function createMirror(deps: {
     let total = 0;
     const failuresBefore = failures;
     for (;;) {
-      const rows = await rawRows<{ user_id: string; score: number; version: number; status: string }>(
+      const rows = await rawRows<MirrorRow>(
         db,
-        `SELECT s.user_id, s.score, s.version, u.status FROM scores s JOIN users u ON u.id = s.user_id
+        `SELECT s.user_id, s.score, s.version, u.status, u.display_name FROM scores s JOIN users u ON u.id = s.user_id
          WHERE s.user_id > ? ORDER BY s.user_id LIMIT ?`,
         [after, chunk],
       );
@@ -154,9 +174,9 @@ export function createMirror(deps: {
     let afterTime = from;
     let afterUser = '';
     for (;;) {
-      const rows = await rawRows<{ user_id: string; score: number; version: number; status: string; updated_at: Date }>(
+      const rows = await rawRows<MirrorRow & { updated_at: Date }>(
         db,
-        `SELECT s.user_id, s.score, s.version, u.status, s.updated_at FROM scores s JOIN users u ON u.id = s.user_id
+        `SELECT s.user_id, s.score, s.version, u.status, u.display_name, s.updated_at FROM scores s JOIN users u ON u.id = s.user_id
          WHERE (s.updated_at > ? OR (s.updated_at = ? AND s.user_id > ?))
          ORDER BY s.updated_at, s.user_id LIMIT 5000`,
         [afterTime, afterTime, afterUser],
@@ -218,6 +238,20 @@ export function createMirror(deps: {
 
 export type Mirror = ReturnType<typeof createMirror>;
 
-function toEntry(r: { user_id: string; score: number; version: number; status: string }): MirrorEntry {
-  return { userId: r.user_id, score: Number(r.score), version: Number(r.version), active: r.status === 'active' };
+interface MirrorRow {
+  user_id: string;
+  score: number;
+  version: number;
+  status: string;
+  display_name: string;
+}
+
+function toEntry(r: MirrorRow): MirrorEntry {
+  return {
+    userId: r.user_id,
+    score: Number(r.score),
+    version: Number(r.version),
+    active: r.status === 'active',
+    displayName: r.display_name,
+  };
 }

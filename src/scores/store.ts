@@ -55,6 +55,7 @@ export async function applyBatch(
 interface UserRow {
   id: string;
   status: string;
+  display_name: string;
   score: number | null;
   version: number | null;
 }
@@ -77,7 +78,7 @@ async function applyInTransaction(
     (
       await rawRows<UserRow>(
         trx,
-        `SELECT u.id, u.status, s.score, s.version FROM users u LEFT JOIN scores s ON s.user_id = u.id
+        `SELECT u.id, u.status, u.display_name, s.score, s.version FROM users u LEFT JOIN scores s ON s.user_id = u.id
          WHERE u.id IN (${placeholders(userIds.length)}) ORDER BY u.id FOR UPDATE`,
         userIds,
       )
@@ -145,7 +146,7 @@ async function applyInTransaction(
 
   const mirror: MirrorEntry[] = [...running].map(([userId, score]) => {
     const u = users.get(userId)!;
-    return { userId, score, version: Number(u.version) + 1, active: u.status === 'active' };
+    return { userId, score, version: Number(u.version) + 1, active: u.status === 'active', displayName: u.display_name };
   });
   let eventIds: number[] = [];
   let ranks: Array<number | null> = [];

@@ -30,3 +30,38 @@ export async function provisionUser(db: Db, user: Pick<User, 'id' | 'displayName
   ]);
   return (await findUser(db, user.id))!;
 }
+
+export interface UserChanges {
+  status?: User['status'];
+  displayName?: string;
+  role?: User['role'];
+}
+
+/**
+ * Applies an admin's change in one transaction. A change that affects the scoreboard (status, name) bumps the
+ * user's scores row version, so the Redis mirror orders it against concurrent score writes.
+ */
+export async function updateUser(
+  db: Db,
+  id: string,
+  changes: UserChanges,
+): Promise<{ user: User; mirror?: { score: number; version: number } } | undefined> {
+  return db.transaction(async (trx) => {
+    const [row] = await rawRows<UserRow>(trx, 'SELECT id, display_name, role, status FROM users WHERE id = ? FOR UPDATE', [id]);
+    if (!row) return undefined;
+    const set: Record<string, string> = {};
+    if (changes.status !== undefined) set.status = changes.status;
+    if (changes.displayName !== undefined) set.display_name = changes.displayName;
+    if (changes.role !== undefined) set.role = changes.role;
+    await trx('users').where({ id }).update(set);
+    const user = toUser({ ...row, ...set } as UserRow);
+    if (changes.status === undefined && changes.displayName === undefined) return { user };
+    await trx.raw('UPDATE scores SET version = version + 1 WHERE user_id = ?', [id]);
+    const [score] = await rawRows<{ score: number; version: number }>(
+      trx,
+      'SELECT score, version FROM scores WHERE user_id = ?',
+      [id],
+    );
+    return { user, mirror: score && { score: Number(score.score), version: Number(score.version) } };
+  });
+}

@@ -19,11 +19,12 @@ export async function startInstance(env: Record<string, string | undefined> = {}
   const logger = createLogger(config.logLevel);
   const db = createDb(config);
   const redis = createRedis(config);
-  const services = createServices({ config, db, redis, logger }, hooks);
+  const subscriber = createRedis(config);
+  const services = createServices({ config, db, redis, subscriber, logger }, hooks);
   const app = createApp({ config, logger, db, redis, ...services });
   const server = http.createServer(app.callback());
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  services.start();
+  await services.start();
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   let closed = false;
   return {
@@ -41,6 +42,7 @@ export async function startInstance(env: Record<string, string | undefined> = {}
       await new Promise<void>((r) => server.close(() => r()));
       await services.stop();
       redis.disconnect();
+      subscriber.disconnect();
       await db.destroy();
     },
   };

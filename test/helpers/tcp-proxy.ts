@@ -11,7 +11,10 @@ export async function startTcpProxy(target: { host: string; port: number }) {
   let latencyMs = 0;
 
   const server = net.createServer((client) => {
-    if (mode === 'refuse') return client.destroy();
+    if (mode === 'refuse') {
+      client.destroy();
+      return;
+    }
     sockets.add(client);
     client.on('close', () => sockets.delete(client));
     client.on('error', () => {});

@@ -1,0 +1,61 @@
+import { rawRows, type Db } from '../db';
+
+/** A user's score and rank from MySQL, for when the Redis mirror cannot answer. Banned users have none. */
+export async function userStandingFromDatabase(
+  db: Db,
+  userId: string,
+): Promise<{ displayName: string; score: number; rank: number } | undefined> {
+  const [row] = await rawRows<{ display_name: string; status: string; score: number | null }>(
+    db,
+    'SELECT u.display_name, u.status, s.score FROM users u LEFT JOIN scores s ON s.user_id = u.id WHERE u.id = ?',
+    [userId],
+  );
+  if (!row || row.status !== 'active') return undefined;
+  const score = Number(row.score ?? 0);
+  const [{ above }] = await rawRows<{ above: number }>(
+    db,
+    `SELECT COUNT(*) AS above FROM scores s JOIN users u ON u.id = s.user_id WHERE s.score > ? AND u.status = 'active'`,
+    [score],
+  );
+  return { displayName: row.display_name, score, rank: Number(above) + 1 };
+}
+
+export interface HistoryEvent {
+  eventId: number;
+  scoreIncrement: number;
+  score: number;
+  actorId: string;
+  actionId: string | null;
+  createdAt: string;
+}
+
+/** A page of a user's history, newest first; `before` is the cursor (an event id) from the previous page. */
+export async function userHistory(
+  db: Db,
+  userId: string,
+  limit: number,
+  before?: number,
+): Promise<{ events: HistoryEvent[]; nextBefore: number | null }> {
+  const rows = await rawRows<{
+    id: number;
+    delta: number;
+    score_after: number;
+    actor_id: string;
+    action_id: string | null;
+    created_at: Date;
+  }>(
+    db,
+    `SELECT id, delta, score_after, actor_id, action_id, created_at FROM score_events
+     WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?`,
+    [userId, before ?? Number.MAX_SAFE_INTEGER, limit + 1],
+  );
+  const page = rows.slice(0, limit).map((r) => ({
+    eventId: Number(r.id),
+    scoreIncrement: Number(r.delta),
+    score: Number(r.score_after),
+    actorId: r.actor_id,
+    actionId: r.action_id,
+    createdAt: r.created_at.toISOString(),
+  }));
+  return { events: page, nextBefore: rows.length > limit ? page[page.length - 1].eventId : null };
+}
