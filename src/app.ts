@@ -70,7 +70,14 @@ function corsFor(origins: string[]) {
       return any || origins.includes(origin) ? origin : '';
     },
     exposeHeaders: EXPOSED,
-    allowHeaders: ['Authorization', 'Content-Type', 'If-None-Match', 'Idempotency-Key', 'Last-Event-ID', 'X-Request-Id'],
+    allowHeaders: [
+      'Authorization',
+      'Content-Type',
+      'If-None-Match',
+      'Idempotency-Key',
+      'Last-Event-ID',
+      'X-Request-Id',
+    ],
     allowMethods: ['GET', 'HEAD', 'POST', 'PATCH', 'OPTIONS'],
     maxAge: 600,
   });

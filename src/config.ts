@@ -90,7 +90,8 @@ const schema = Joi.object({
   })
   .custom((env: Record<string, unknown>, helpers) => {
     const hmac = HMAC.includes(env.JWT_ALGORITHM as string);
-    if (hmac && !env.JWT_SECRET) return helpers.message({ custom: `"JWT_ALGORITHM" ${env.JWT_ALGORITHM} needs "JWT_SECRET"` });
+    if (hmac && !env.JWT_SECRET)
+      return helpers.message({ custom: `"JWT_ALGORITHM" ${env.JWT_ALGORITHM} needs "JWT_SECRET"` });
     if (!hmac && !env.JWT_PUBLIC_KEY)
       return helpers.message({ custom: `"JWT_ALGORITHM" ${env.JWT_ALGORITHM} needs "JWT_PUBLIC_KEY"` });
     return env;
@@ -106,7 +107,10 @@ export function loadDatabaseConfig(env: NodeJS.ProcessEnv = process.env) {
     Object.fromEntries(keys.map((k) => [k, env[k]])),
     { abortEarly: false },
   );
-  if (error) throw new ConfigError(`Invalid configuration:\n${error.details.map((d) => `  - ${d.message}`).join('\n')}`);
+  if (error)
+    throw new ConfigError(
+      `Invalid configuration:\n${error.details.map((d) => `  - ${d.message}`).join('\n')}`,
+    );
   return {
     databaseUrl: value.DATABASE_URL as string,
     databasePoolMax: value.DATABASE_POOL_MAX as number,

@@ -55,16 +55,32 @@ export function problemMiddleware(opts: { logger: Logger; retryAfterS: number })
   return async (ctx: Context, next: Next) => {
     try {
       await next();
-      if (ctx.status === 404 && ctx.body === undefined) throw notFound(`No route for ${ctx.method} ${ctx.path}.`);
+      if (ctx.status === 404 && ctx.body === undefined)
+        throw notFound(`No route for ${ctx.method} ${ctx.path}.`);
     } catch (err) {
       let httpErr: HttpError;
-      const expose = err as { status?: number; expose?: boolean; message?: string; headers?: Record<string, string> };
+      const expose = err as {
+        status?: number;
+        expose?: boolean;
+        message?: string;
+        headers?: Record<string, string>;
+      };
       if (err instanceof HttpError) httpErr = err;
-      else if (expose?.expose && typeof expose.status === 'number' && expose.status >= 400 && expose.status < 500) {
+      else if (
+        expose?.expose &&
+        typeof expose.status === 'number' &&
+        expose.status >= 400 &&
+        expose.status < 500
+      ) {
         // Errors raised by Koa and the router (405 with its Allow header, 501, ...).
-        httpErr = new HttpError(expose.status, expose.message ?? 'Client Error', undefined, {}, expose.headers ?? {});
-      }
-      else if (isDatabaseUnavailable(err)) {
+        httpErr = new HttpError(
+          expose.status,
+          expose.message ?? 'Client Error',
+          undefined,
+          {},
+          expose.headers ?? {},
+        );
+      } else if (isDatabaseUnavailable(err)) {
         ctx.state.log?.warn({ err }, 'database unavailable');
         httpErr = unavailable('The score database is unreachable; try again shortly.', opts.retryAfterS);
       } else {

@@ -8,7 +8,14 @@ export function createLogger(level: string): Logger {
     level,
     base: { service: 'scoreboard' },
     redact: {
-      paths: ['req.headers.authorization', 'headers.authorization', 'authorization', 'token', '*.token', 'jwt'],
+      paths: [
+        'req.headers.authorization',
+        'headers.authorization',
+        'authorization',
+        'token',
+        '*.token',
+        'jwt',
+      ],
       censor: '[redacted]',
     },
   });

@@ -29,7 +29,9 @@ export function createTokenVerifier(jwtConfig: Config['jwt']) {
   return function verify(ctx: Context): TokenClaims {
     const header = ctx.get('authorization');
     const match = /^Bearer ([A-Za-z0-9_\-.=+/]+)$/.exec(header);
-    if (!match || match[1].length > MAX_TOKEN_LENGTH) throw unauthorized();
+    if (!match) throw unauthorized();
+    // A presented token gets the same answer whichever check refuses it, the length cap included.
+    if (match[1].length > MAX_TOKEN_LENGTH) throw unauthorized('The bearer token is invalid or expired.');
     let payload: jwt.JwtPayload;
     try {
       const decoded = jwt.verify(match[1], jwtConfig.key, options);
@@ -39,7 +41,11 @@ export function createTokenVerifier(jwtConfig: Config['jwt']) {
       ctx.state.log?.info({ reason: (err as Error).message }, 'token rejected');
       throw unauthorized('The bearer token is invalid or expired.');
     }
-    if (typeof payload.exp !== 'number' || typeof payload.sub !== 'string' || !USER_ID_PATTERN.test(payload.sub)) {
+    if (
+      typeof payload.exp !== 'number' ||
+      typeof payload.sub !== 'string' ||
+      !USER_ID_PATTERN.test(payload.sub)
+    ) {
       ctx.state.log?.info('token rejected: missing exp or unusable sub');
       throw unauthorized('The bearer token is invalid or expired.');
     }

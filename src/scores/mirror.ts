@@ -110,7 +110,10 @@ export function createMirror(deps: {
       return true;
     } catch (err) {
       failures++;
-      logger.warn({ err: (err as Error).message, users: entries.length }, 'redis mirror write failed; catch-up will repair');
+      logger.warn(
+        { err: (err as Error).message, users: entries.length },
+        'redis mirror write failed; catch-up will repair',
+      );
       return false;
     }
   }
@@ -129,7 +132,9 @@ export function createMirror(deps: {
   }
 
   /** A ranked user from Redis; undefined when Redis cannot answer or does not hold them (ask MySQL). */
-  async function lookup(userId: string): Promise<{ displayName: string; score: number; rank: number } | undefined> {
+  async function lookup(
+    userId: string,
+  ): Promise<{ displayName: string; score: number; rank: number } | undefined> {
     if (!ready || !redisReady(redis)) return undefined;
     try {
       const found = await redis.mirrorLookup(keys.zset, keys.names, userId);

@@ -28,7 +28,8 @@ export function scoreReadRoutes(router: Router, deps: { db: Db; mirror: Mirror; 
     const caller = await deps.loadCaller(ctx);
     const userId = validate(userIdParam, ctx.params.userId, 'path');
     const query = validate(historyQuery, ctx.query, 'query', true);
-    if (caller.id !== userId && caller.role !== 'admin') throw forbidden("Only admins may read another user's history.");
+    if (caller.id !== userId && caller.role !== 'admin')
+      throw forbidden("Only admins may read another user's history.");
     const page = await userHistory(deps.db, userId, query.limit, query.before);
     ctx.set('Cache-Control', 'private, no-cache');
     ctx.body = { userId, ...page };

@@ -19,12 +19,14 @@ export function scoreWriteRoutes(
     const caller = await deps.loadCaller(ctx);
     const body = validate(schemas[caller.role], await readJsonBody(ctx, deps.maxBodyBytes));
     const headerKey = ctx.get('idempotency-key') || undefined;
-    if (headerKey !== undefined) validate(ACTION_ID.label('Idempotency-Key'), headerKey, 'Idempotency-Key header');
+    if (headerKey !== undefined)
+      validate(ACTION_ID.label('Idempotency-Key'), headerKey, 'Idempotency-Key header');
     if (headerKey !== undefined && body.actionId !== undefined && headerKey !== body.actionId) {
       throw badRequest('The Idempotency-Key header and the actionId field disagree.');
     }
     const userId = body.userId ?? caller.id;
-    if (userId !== caller.id && caller.role !== 'admin') throw forbidden('Players may only add to their own score.');
+    if (userId !== caller.id && caller.role !== 'admin')
+      throw forbidden('Players may only add to their own score.');
 
     const outcome = await deps.scores.submit({
       userId,

@@ -2,7 +2,10 @@ import Joi from 'joi';
 import { USER_ID_PATTERN } from '../auth/tokens';
 
 /** Idempotency keys: 1-128 visible ASCII characters. */
-export const ACTION_ID = Joi.string().pattern(/^[\x21-\x7e]{1,128}$/, 'visible ASCII, at most 128 characters');
+export const ACTION_ID = Joi.string().pattern(
+  /^[\x21-\x7e]{1,128}$/,
+  'visible ASCII, at most 128 characters',
+);
 
 export interface UpdateBody {
   userId?: string;

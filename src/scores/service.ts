@@ -32,7 +32,10 @@ export function createScoreService(deps: {
     } catch (err) {
       // One request that breaks the SQL must not fail its neighbours: retry each on its own.
       if (requests.length > 1 && !isDatabaseUnavailable(err)) {
-        deps.logger.warn({ err: (err as Error).message, size: requests.length }, 'batch failed; retrying one by one');
+        deps.logger.warn(
+          { err: (err as Error).message, size: requests.length },
+          'batch failed; retrying one by one',
+        );
         return Promise.all(requests.map(async (r) => (await runBatch([r]))[0]));
       }
       throw err;

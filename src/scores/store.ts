@@ -106,7 +106,8 @@ async function applyInTransaction(
   }
 
   // Decide every request against the running totals; only accepted ones become events.
-  const outcomes: Array<DeltaOutcome | { kind: 'pending'; index: number } | { kind: 'follow'; of: number }> = [];
+  const outcomes: Array<DeltaOutcome | { kind: 'pending'; index: number } | { kind: 'follow'; of: number }> =
+    [];
   const accepted: Array<{ req: DeltaRequest; scoreAfter: number }> = [];
   const firstInBatch = new Map<string, number>(); // actionKey -> request index that applies it
   const running = new Map<string, number>();
@@ -132,21 +133,32 @@ async function applyInTransaction(
   /** Rejections and replays, decided before any arithmetic. */
   function decide(req: DeltaRequest, user: UserRow | undefined) {
     if (!user) return rejected(notFound(`User "${req.userId}" does not exist.`));
-    if (user.status !== 'active' && !req.actorIsAdmin) return rejected(forbidden('This account is banned from scoring.'));
+    if (user.status !== 'active' && !req.actorIsAdmin)
+      return rejected(forbidden('This account is banned from scoring.'));
     if (req.actionId === undefined) return undefined;
     const k = key(req.userId, req.actionId);
     const prior = existing.get(k);
     if (prior) {
-      return Number(prior.delta) === req.delta ? { kind: 'replayed' as const, result: fromEvent(prior) } : rejected(conflictingReplay());
+      return Number(prior.delta) === req.delta
+        ? { kind: 'replayed' as const, result: fromEvent(prior) }
+        : rejected(conflictingReplay());
     }
     const leader = firstInBatch.get(k);
     if (leader === undefined) return undefined;
-    return requests[leader].delta === req.delta ? { kind: 'follow' as const, of: leader } : rejected(conflictingReplay());
+    return requests[leader].delta === req.delta
+      ? { kind: 'follow' as const, of: leader }
+      : rejected(conflictingReplay());
   }
 
   const mirror: MirrorEntry[] = [...running].map(([userId, score]) => {
     const u = users.get(userId)!;
-    return { userId, score, version: Number(u.version) + 1, active: u.status === 'active', displayName: u.display_name };
+    return {
+      userId,
+      score,
+      version: Number(u.version) + 1,
+      active: u.status === 'active',
+      displayName: u.display_name,
+    };
   });
   let eventIds: number[] = [];
   let ranks: Array<number | null> = [];
@@ -166,9 +178,16 @@ async function applyInTransaction(
       const { req, scoreAfter } = accepted[o.index];
       resolved.push({
         kind: 'applied',
-        result: { userId: req.userId, score: scoreAfter, rank: ranks[o.index], scoreIncrement: req.delta, eventId: eventIds[o.index] },
+        result: {
+          userId: req.userId,
+          score: scoreAfter,
+          rank: ranks[o.index],
+          scoreIncrement: req.delta,
+          eventId: eventIds[o.index],
+        },
       });
-    } else if (o.kind === 'follow') resolved.push({ kind: 'replayed', result: (resolved[o.of] as { result: UpdateResult }).result });
+    } else if (o.kind === 'follow')
+      resolved.push({ kind: 'replayed', result: (resolved[o.of] as { result: UpdateResult }).result });
     else resolved.push(o);
   });
   return { outcomes: resolved, mirror };
@@ -184,11 +203,15 @@ async function writeEvents(
   const sql: string[] = [];
   const bindings: unknown[] = [];
   accepted.forEach(({ req, scoreAfter }, i) => {
-    sql.push('INSERT INTO score_events (user_id, delta, score_after, rank_after, actor_id, action_id) VALUES (?, ?, ?, ?, ?, ?)');
+    sql.push(
+      'INSERT INTO score_events (user_id, delta, score_after, rank_after, actor_id, action_id) VALUES (?, ?, ?, ?, ?, ?)',
+    );
     bindings.push(req.userId, req.delta, scoreAfter, ranks[i], req.actorId, req.actionId ?? null);
   });
   const [results] = await trx.raw(sql.join(';\n'), bindings as Knex.RawBinding[]);
-  const ids: number[] = (accepted.length === 1 ? [results] : results).map((r: { insertId: number }) => r.insertId);
+  const ids: number[] = (accepted.length === 1 ? [results] : results).map(
+    (r: { insertId: number }) => r.insertId,
+  );
 
   const lastEvent = new Map<string, number>();
   accepted.forEach(({ req }, i) => lastEvent.set(req.userId, ids[i]));
@@ -205,7 +228,11 @@ async function writeEvents(
 }
 
 /** The MySQL answer to "how many active users are above this score", used while Redis cannot answer. */
-async function ranksFromDatabase(trx: Knex.Transaction, queries: RankQuery[], pending: MirrorEntry[]): Promise<number[]> {
+async function ranksFromDatabase(
+  trx: Knex.Transaction,
+  queries: RankQuery[],
+  pending: MirrorEntry[],
+): Promise<number[]> {
   const batchUsers = pending.map((p) => p.userId);
   const out: number[] = [];
   for (const q of queries) {

@@ -42,10 +42,14 @@ redis.call('SET', KEYS[1], ARGV[1])
 redis.call('PUBLISH', KEYS[2], ARGV[1])
 return 1`;
 
-type SnapshotRedis = Redis & { snapshotPublish(key: string, channel: string, ...args: string[]): Promise<number> };
+type SnapshotRedis = Redis & {
+  snapshotPublish(key: string, channel: string, ...args: string[]): Promise<number>;
+};
 
-export const isNewer = (a: Pick<Snapshot, 'maxEventId' | 'readAtUs'>, b: Pick<Snapshot, 'maxEventId' | 'readAtUs'>) =>
-  a.maxEventId > b.maxEventId || (a.maxEventId === b.maxEventId && a.readAtUs > b.readAtUs);
+export const isNewer = (
+  a: Pick<Snapshot, 'maxEventId' | 'readAtUs'>,
+  b: Pick<Snapshot, 'maxEventId' | 'readAtUs'>,
+) => a.maxEventId > b.maxEventId || (a.maxEventId === b.maxEventId && a.readAtUs > b.readAtUs);
 
 /** Builds the top N from the ranking index, in one statement so the content and its version agree. */
 export async function readSnapshot(db: Db, size: number): Promise<Snapshot> {
@@ -105,6 +109,7 @@ export function createSnapshotEngine(deps: {
   let current: Snapshot = { body: empty, etag: etagFor(empty), maxEventId: -1, readAtUs: 0 };
   let adoptedAt = Date.now();
   let dirty = true;
+  let subscribed = false; // while false, nobody can tell us about changes: ask MySQL each tick
   let lastSeen = { maxId: -1, usersAt: '' };
   let building: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -134,7 +139,13 @@ export function createSnapshotEngine(deps: {
     if (!offer(next) || !redisReady(redis)) return;
     const shared: SharedSnapshot = { ...next, body: next.body.toString() };
     try {
-      await redis.snapshotPublish(key, channel, JSON.stringify(shared), String(next.maxEventId), String(next.readAtUs));
+      await redis.snapshotPublish(
+        key,
+        channel,
+        JSON.stringify(shared),
+        String(next.maxEventId),
+        String(next.readAtUs),
+      );
     } catch (err) {
       logger.warn({ err: (err as Error).message }, 'could not share the snapshot through redis');
     }
@@ -153,7 +164,7 @@ export function createSnapshotEngine(deps: {
   }
 
   async function tick(): Promise<void> {
-    const sharing = redisReady(redis) && redisReady(deps.subscriber);
+    const sharing = subscribed && redisReady(redis) && redisReady(deps.subscriber);
     if (!dirty && sharing) return;
     if (!dirty && !(await changedInDatabase())) return;
     dirty = false;
@@ -185,12 +196,22 @@ export function createSnapshotEngine(deps: {
     rebuild,
     async start(): Promise<void> {
       deps.subscriber.on('message', (ch: string, msg: string) => ch === channel && offerShared(msg));
+      // (Re)subscribe on every connect: with no offline queue a subscribe sent while connecting is lost.
       // After an outage, changes may have gone unannounced: adopt the shared one and rebuild once.
-      deps.subscriber.on('ready', () => {
+      const onReady = () => {
+        deps.subscriber
+          .subscribe(channel)
+          .then(() => (subscribed = true))
+          .catch((err) => logger.warn({ err: err.message }, 'subscribe failed'));
         dirty = true;
-        redis.get(key).then((s) => s && offerShared(s), () => {});
-      });
-      deps.subscriber.subscribe(channel).catch(() => {}); // ioredis resubscribes on reconnect
+        redis.get(key).then(
+          (s) => s && offerShared(s),
+          () => {},
+        );
+      };
+      deps.subscriber.on('ready', onReady);
+      deps.subscriber.on('close', () => (subscribed = false));
+      if (redisReady(deps.subscriber)) onReady();
       try {
         const shared = redisReady(redis) ? await redis.get(key) : null;
         if (shared) offerShared(shared);
@@ -198,7 +219,9 @@ export function createSnapshotEngine(deps: {
         // fall through to MySQL
       }
       dirty = true;
-      await tick().catch((err) => logger.warn({ err: (err as Error).message }, 'initial snapshot failed; will retry'));
+      await tick().catch((err) =>
+        logger.warn({ err: (err as Error).message }, 'initial snapshot failed; will retry'),
+      );
       timer = setInterval(runTick, deps.tickMs);
       timer.unref();
     },

@@ -36,7 +36,9 @@ export function userRoutes(
     if (!updated) throw notFound(`User "${userId}" does not exist.`);
     const { user, mirror } = updated;
     if (mirror) {
-      await deps.mirror.apply([{ userId, ...mirror, active: user.status === 'active', displayName: user.displayName }]);
+      await deps.mirror.apply([
+        { userId, ...mirror, active: user.status === 'active', displayName: user.displayName },
+      ]);
     }
     deps.onChanged();
     ctx.body = { userId: user.id, displayName: user.displayName, role: user.role, status: user.status };

@@ -14,20 +14,26 @@ interface UserRow {
   status: User['status'];
 }
 
-const toUser = (r: UserRow): User => ({ id: r.id, displayName: r.display_name, role: r.role, status: r.status });
+const toUser = (r: UserRow): User => ({
+  id: r.id,
+  displayName: r.display_name,
+  role: r.role,
+  status: r.status,
+});
 
 export async function findUser(db: Db, id: string): Promise<User | undefined> {
-  const [row] = await rawRows<UserRow>(db, 'SELECT id, display_name, role, status FROM users WHERE id = ?', [id]);
+  const [row] = await rawRows<UserRow>(db, 'SELECT id, display_name, role, status FROM users WHERE id = ?', [
+    id,
+  ]);
   return row && toUser(row);
 }
 
 /** Creates the user if missing (concurrent first requests are fine) and returns what the database holds. */
 export async function provisionUser(db: Db, user: Pick<User, 'id' | 'displayName' | 'role'>): Promise<User> {
-  await db.raw('INSERT INTO users (id, display_name, role) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE id = id', [
-    user.id,
-    user.displayName,
-    user.role,
-  ]);
+  await db.raw(
+    'INSERT INTO users (id, display_name, role) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE id = id',
+    [user.id, user.displayName, user.role],
+  );
   return (await findUser(db, user.id))!;
 }
 
@@ -47,7 +53,11 @@ export async function updateUser(
   changes: UserChanges,
 ): Promise<{ user: User; mirror?: { score: number; version: number } } | undefined> {
   return db.transaction(async (trx) => {
-    const [row] = await rawRows<UserRow>(trx, 'SELECT id, display_name, role, status FROM users WHERE id = ? FOR UPDATE', [id]);
+    const [row] = await rawRows<UserRow>(
+      trx,
+      'SELECT id, display_name, role, status FROM users WHERE id = ? FOR UPDATE',
+      [id],
+    );
     if (!row) return undefined;
     const set: Record<string, string> = {};
     if (changes.status !== undefined) set.status = changes.status;

@@ -1,0 +1,332 @@
+import { expect } from 'chai';
+import { resetTables, deleteRunKeys } from './helpers/database';
+import { RUN_PREFIX, tokenFor, uniqueUser } from './helpers/env';
+import { countQueries, eventually, startInstance, type Instance } from './helpers/instance';
+import { startTcpProxy } from './helpers/tcp-proxy';
+
+const ADMIN = 'snap-admin';
+const admin = () => tokenFor(ADMIN, { admin: true, name: 'Snapshot Admin' });
+
+async function add(app: Instance, userId: string, scoreIncrement: number, name?: string) {
+  const res = await app.request
+    .post('/api/v1/scores/update')
+    .set('Authorization', `Bearer ${tokenFor(userId, { name })}`)
+    .send({ scoreIncrement });
+  expect(res.status, JSON.stringify(res.body)).to.equal(201);
+  return res.body;
+}
+
+/** A player's first point, then an admin's bonus: puts a fresh user far above everyone else. */
+async function addLots(app: Instance, userId: string, total: number, name?: string) {
+  await add(app, userId, 1, name);
+  const res = await app.request
+    .post('/api/v1/scores/update')
+    .set('Authorization', `Bearer ${admin()}`)
+    .send({ userId, scoreIncrement: total - 1 });
+  expect(res.status, JSON.stringify(res.body)).to.equal(201);
+}
+
+const top = async (app: Instance) => {
+  const res = await app.request.get('/api/v1/scores/top');
+  expect(res.status).to.equal(200);
+  return {
+    etag: res.headers.etag as string,
+    body: res.body as Array<{ rank: number; userId: string; score: number }>,
+  };
+};
+
+describe('top-N snapshot', function () {
+  this.timeout(30_000);
+  let a: Instance;
+  let b: Instance;
+  const fast = { SNAPSHOT_TICK_MS: '100', MIRROR_SYNC_INTERVAL_MS: '200' };
+
+  before(async () => {
+    await resetTables();
+    a = await startInstance(fast);
+    b = await startInstance(fast);
+    // The admin must exist before it can act.
+    await a.request.get('/api/v1/scores/users/x/events').set('Authorization', `Bearer ${admin()}`);
+  });
+  after(async () => {
+    await a.close();
+    await b.close();
+  });
+
+  it('serves the top N with a strong ETag, no-cache and X-Poll-Interval, and HEAD', async () => {
+    await add(a, uniqueUser('head'), 5);
+    const res = await a.request.get('/api/scores/top');
+    expect(res.headers.etag).to.match(/^"[A-Za-z0-9_-]+"$/);
+    expect(res.headers['cache-control']).to.equal('no-cache');
+    expect(res.headers['x-poll-interval']).to.equal('5');
+    expect(res.headers['content-type']).to.match(/^application\/json/);
+    const head = await a.request.head('/api/v1/scores/top');
+    expect(head.status).to.equal(200);
+    expect(head.headers.etag).to.equal(res.headers.etag);
+    expect(head.text ?? '').to.equal('');
+  });
+
+  it('answers If-None-Match per RFC 9110: exact, weak, lists and *', async () => {
+    const { etag } = await top(a);
+    for (const header of [etag, `W/${etag}`, `"nope", ${etag}`, `W/"x" , W/${etag}`, '*']) {
+      const res = await a.request.get('/api/v1/scores/top').set('If-None-Match', header);
+      expect(res.status, header).to.equal(304);
+      expect(res.text ?? '').to.equal('');
+      expect(res.headers.etag).to.equal(etag);
+      expect(res.headers['cache-control']).to.equal('no-cache');
+      expect(res.headers['x-poll-interval']).to.equal('5');
+    }
+    for (const header of ['"nope"', 'W/"nope", "other"', etag.slice(1, -1)]) {
+      const res = await a.request.get('/api/v1/scores/top').set('If-None-Match', header);
+      expect(res.status, header).to.equal(200);
+    }
+  });
+
+  it('a write through one instance changes the ETag on both within a tick, and both agree', async () => {
+    const before = await top(b);
+    const writeDone = Date.now();
+    await add(a, uniqueUser('cross'), 999);
+    await eventually(async () => (await top(b)).etag !== before.etag, 1000, 10);
+    const lag = Date.now() - writeDone;
+    expect(lag).to.be.below(1000);
+    await eventually(async () => (await top(a)).etag === (await top(b)).etag, 1000, 10);
+    expect((await top(a)).body).to.deep.equal((await top(b)).body);
+  });
+
+  it('never goes back to an older snapshot under writers on both instances', async () => {
+    const users = [uniqueUser('mono'), uniqueUser('mono'), uniqueUser('mono')];
+    const seen: Record<string, Array<[number, number]>> = { a: [], b: [] };
+    let writing = true;
+    const watch = async (name: 'a' | 'b', inst: Instance) => {
+      while (writing) {
+        const s = inst.services.snapshot.current();
+        seen[name].push([s.maxEventId, s.readAtUs]);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    };
+    const watchers = [watch('a', a), watch('b', b)];
+    const writes: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 60; i++) writes.push(add(i % 2 ? a : b, users[i % 3], 1 + (i % 7)));
+    await Promise.all(writes);
+    await new Promise((r) => setTimeout(r, 400));
+    writing = false;
+    await Promise.all(watchers);
+    for (const name of ['a', 'b']) {
+      const seq = seen[name];
+      expect(seq.length).to.be.greaterThan(10);
+      for (let i = 1; i < seq.length; i++) {
+        const [pe, pt] = seq[i - 1];
+        const [e, t] = seq[i];
+        expect(e > pe || (e === pe && t >= pt), `${name} went back at ${i}`).to.equal(true);
+      }
+    }
+    expect(a.services.snapshot.current().etag).to.equal(b.services.snapshot.current().etag);
+  });
+
+  it('orders ties by earlier reach time and gives competition ranks', async () => {
+    // Start from empty tables and an empty mirror (users are never deleted in production; here they are).
+    await resetTables();
+    await deleteRunKeys(RUN_PREFIX);
+    await a.request.get('/api/v1/scores/users/x/events').set('Authorization', `Bearer ${admin()}`);
+    await eventually(() => a.services.mirror.isReady() && b.services.mirror.isReady());
+    const [p, q, r, s] = ['tie-p', 'tie-q', 'tie-r', 'tie-s'];
+    await add(a, s, 10); // reaches 10 first
+    await add(a, p, 20);
+    await add(a, q, 10);
+    await add(a, r, 10);
+    await eventually(async () => (await top(a)).body.length === 4);
+    const { body } = await top(a);
+    expect(body.map((e) => [e.rank, e.userId, e.score])).to.deep.equal([
+      [1, p, 20],
+      [2, s, 10],
+      [2, q, 10],
+      [2, r, 10],
+    ]);
+    await add(a, r, 11); // r: 21, now first
+    await eventually(async () => (await top(a)).body[0].userId === r);
+    expect((await top(a)).body.map((e) => e.rank)).to.deep.equal([1, 2, 3, 3]);
+    const me = await a.request.get(`/api/v1/scores/users/${q}`);
+    expect(me.body).to.deep.include({ userId: q, score: 10, rank: 3 });
+  });
+
+  it('runs zero SQL queries and zero Redis commands for 1,000 polls in steady state', async () => {
+    const quiet = await startInstance({ MIRROR_SYNC_INTERVAL_MS: '600000' });
+    try {
+      await add(quiet, uniqueUser('steady'), 1);
+      await new Promise((r) => setTimeout(r, 400)); // let the tick settle
+      let redisCommands = 0;
+      const send = quiet.redis.sendCommand.bind(quiet.redis);
+      quiet.redis.sendCommand = ((...args: Parameters<typeof send>) => {
+        redisCommands++;
+        return send(...args);
+      }) as typeof send;
+      const { etag } = await top(quiet);
+      const queries = await countQueries(quiet.db, async () => {
+        for (let i = 0; i < 1000; i++) {
+          const res = await quiet.request
+            .get('/api/v1/scores/top')
+            .set('If-None-Match', i % 2 ? etag : '"x"');
+          expect(res.status).to.equal(i % 2 ? 304 : 200);
+        }
+      });
+      expect(queries).to.equal(0);
+      expect(redisCommands).to.equal(0);
+    } finally {
+      await quiet.close();
+    }
+  });
+
+  it('bans take a user out of the top N and rank answers within a tick; unbanning brings them back', async () => {
+    const cheater = uniqueUser('cheat');
+    await addLots(a, cheater, 100_000);
+    await eventually(async () => (await top(b)).body[0]?.userId === cheater);
+    const ban = await a.request
+      .patch(`/api/v1/users/${cheater}`)
+      .set('Authorization', `Bearer ${admin()}`)
+      .send({ status: 'banned' });
+    expect(ban.status).to.equal(200);
+    expect(ban.body).to.include({ userId: cheater, status: 'banned' });
+    await eventually(async () => !(await top(b)).body.some((e) => e.userId === cheater), 1000, 10);
+    expect((await b.request.get(`/api/v1/scores/users/${cheater}`)).status).to.equal(404);
+    // a banned player cannot score
+    const blocked = await a.request
+      .post('/api/v1/scores/update')
+      .set('Authorization', `Bearer ${tokenFor(cheater)}`)
+      .send({ scoreIncrement: 1 });
+    expect(blocked.status).to.equal(403);
+
+    await a.request
+      .patch(`/api/v1/users/${cheater}`)
+      .set('Authorization', `Bearer ${admin()}`)
+      .send({ status: 'active' });
+    await eventually(async () => (await top(b)).body[0]?.userId === cheater, 1000, 10);
+    expect((await b.request.get(`/api/v1/scores/users/${cheater}`)).body).to.include({
+      rank: 1,
+      score: 100_000,
+    });
+  });
+
+  it('PATCH is admin-only, validates its body and renames show up in the top N', async () => {
+    const player = uniqueUser('rename');
+    await addLots(a, player, 200_000, 'Old Name');
+    const asPlayer = await a.request
+      .patch(`/api/v1/users/${player}`)
+      .set('Authorization', `Bearer ${tokenFor(player)}`)
+      .send({ displayName: 'Hacker' });
+    expect(asPlayer.status).to.equal(403);
+    for (const body of [{}, { status: 'deleted' }, { role: 'root' }, { displayName: '' }, { score: 5 }]) {
+      const res = await a.request
+        .patch(`/api/v1/users/${player}`)
+        .set('Authorization', `Bearer ${admin()}`)
+        .send(body);
+      expect(res.status, JSON.stringify(body)).to.equal(400);
+    }
+    const missing = await a.request
+      .patch('/api/v1/users/nobody-here')
+      .set('Authorization', `Bearer ${admin()}`)
+      .send({ displayName: 'X' });
+    expect(missing.status).to.equal(404);
+    const renamed = await a.request
+      .patch(`/api/v1/users/${player}`)
+      .set('Authorization', `Bearer ${admin()}`)
+      .send({ displayName: 'New Name' });
+    expect(renamed.status).to.equal(200);
+    await eventually(async () =>
+      (await top(b)).body.some(
+        (e) => e.userId === player && (e as { displayName?: string }).displayName === 'New Name',
+      ),
+    );
+    expect((await b.request.get(`/api/v1/scores/users/${player}`)).body.displayName).to.equal('New Name');
+  });
+
+  it('pages a user history newest first, for that user or an admin only', async () => {
+    const user = uniqueUser('hist');
+    for (let i = 1; i <= 5; i++) await add(a, user, i);
+    const auth = `Bearer ${tokenFor(user)}`;
+    const first = await a.request
+      .get(`/api/v1/scores/users/${user}/events?limit=2`)
+      .set('Authorization', auth);
+    expect(first.status).to.equal(200);
+    expect(first.body.events.map((e: { scoreIncrement: number }) => e.scoreIncrement)).to.deep.equal([5, 4]);
+    const second = await a.request
+      .get(`/api/v1/scores/users/${user}/events?limit=2&before=${first.body.nextBefore}`)
+      .set('Authorization', auth);
+    expect(second.body.events.map((e: { scoreIncrement: number }) => e.scoreIncrement)).to.deep.equal([3, 2]);
+    const last = await a.request
+      .get(`/api/v1/scores/users/${user}/events?limit=2&before=${second.body.nextBefore}`)
+      .set('Authorization', auth);
+    expect(last.body.events).to.have.length(1);
+    expect(last.body.nextBefore).to.equal(null);
+    expect(last.body.events[0]).to.include({ scoreIncrement: 1, score: 1, actorId: user });
+    const other = await a.request
+      .get(`/api/v1/scores/users/${user}/events`)
+      .set('Authorization', `Bearer ${tokenFor(uniqueUser())}`);
+    expect(other.status).to.equal(403);
+    const asAdmin = await a.request
+      .get(`/api/v1/scores/users/${user}/events`)
+      .set('Authorization', `Bearer ${admin()}`);
+    expect(asAdmin.body.events).to.have.length(5);
+    for (const q of ['limit=0', 'limit=201', 'limit=abc', 'before=-1', 'foo=1']) {
+      const bad = await a.request.get(`/api/v1/scores/users/${user}/events?${q}`).set('Authorization', auth);
+      expect(bad.status, q).to.equal(400);
+    }
+    expect((await a.request.get(`/api/v1/scores/users/${user}/events`)).status).to.equal(401);
+  });
+
+  it('after our Redis keys are flushed the mirror and snapshot come back from MySQL; polls never fail', async () => {
+    const user = uniqueUser('flush');
+    await addLots(a, user, 1_000_000);
+    await eventually(async () => (await top(a)).body[0]?.userId === user);
+    const expected = await top(a);
+    let polling = true;
+    const failures: number[] = [];
+    const poller = (async () => {
+      while (polling) {
+        const res = await b.request.get('/api/v1/scores/top');
+        if (res.status !== 200) failures.push(res.status);
+      }
+    })();
+    await deleteRunKeys(RUN_PREFIX);
+    await eventually(async () => (await a.redis.zscore(`${RUN_PREFIX}scores`, user)) === '1000000', 5000);
+    await add(b, user, 1);
+    await eventually(async () => (await a.redis.exists(`${RUN_PREFIX}snapshot`)) === 1, 2000);
+    polling = false;
+    await poller;
+    expect(failures).to.deep.equal([]);
+    expect((await top(a)).body[0]).to.include({ userId: user, score: 1_000_001 });
+    expect((await top(b)).etag).to.not.equal(expected.etag);
+    expect((await a.request.get(`/api/v1/scores/users/${user}`)).body).to.include({
+      rank: 1,
+      score: 1_000_001,
+    });
+  });
+
+  it('with Redis unreachable, polls keep working and a write on one instance reaches the other', async () => {
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: 6379 });
+    const env = { ...fast, REDIS_URL: `redis://127.0.0.1:${proxy.port}/0` };
+    const c = await startInstance(env);
+    const d = await startInstance(env);
+    try {
+      const user = uniqueUser('outage');
+      proxy.cut();
+      await new Promise((r) => setTimeout(r, 200));
+      const before = await top(d);
+      const res = await c.request
+        .post('/api/v1/scores/update')
+        .set('Authorization', `Bearer ${tokenFor(user)}`)
+        .send({ scoreIncrement: 1000 });
+      expect(res.status).to.equal(201);
+      expect(res.body.rank).to.be.a('number');
+      await eventually(async () => (await top(d)).etag !== before.etag, 2000, 20);
+      expect((await top(d)).body.some((e) => e.userId === user)).to.equal(true);
+      const standing = await d.request.get(`/api/v1/scores/users/${user}`);
+      expect(standing.status).to.equal(200);
+      expect(standing.body.score).to.equal(1000);
+    } finally {
+      proxy.heal();
+      await c.close();
+      await d.close();
+      await proxy.close();
+    }
+  });
+});
