@@ -14,6 +14,8 @@ import { scoreWriteRoutes } from './scores/routes';
 import type { ScoreService } from './scores/service';
 import type { SnapshotEngine } from './snapshot/engine';
 import { snapshotRoutes } from './snapshot/routes';
+import type { StreamHub } from './stream/hub';
+import { streamRoutes } from './stream/routes';
 import { userRoutes } from './users/routes';
 
 export interface AppDeps {
@@ -25,6 +27,7 @@ export interface AppDeps {
   scores: ScoreService;
   mirror: Mirror;
   snapshot: SnapshotEngine;
+  hub: StreamHub;
 }
 
 const EXPOSED = ['ETag', 'X-Poll-Interval', 'Retry-After', 'X-Request-Id', 'Idempotent-Replayed'];
@@ -42,6 +45,7 @@ export function createApp(deps: AppDeps): Koa {
   for (const prefix of ['/api/v1', '/api']) {
     const api = new Router({ prefix });
     snapshotRoutes(api, { snapshot: deps.snapshot, pollIntervalS: config.pollIntervalS });
+    streamRoutes(api, { hub: deps.hub, retryAfterS: config.retryAfterS });
     scoreWriteRoutes(api, {
       loadCaller: deps.loadCaller,
       scores: deps.scores,

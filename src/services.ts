@@ -7,6 +7,7 @@ import type { Logger } from './logger';
 import { createMirror } from './scores/mirror';
 import { createScoreService } from './scores/service';
 import { createSnapshotEngine } from './snapshot/engine';
+import { createStreamHub } from './stream/hub';
 
 export interface ServiceHooks {
   afterCommit?: () => Promise<void> | void;
@@ -43,6 +44,7 @@ export function createServices(
     onCommitted: snapshot.markDirty,
     afterCommit: hooks.afterCommit,
   });
+  const hub = createStreamHub({ snapshot, options: config.sse, logger });
   const loadCaller = createCallerLoader({
     db,
     verifyToken: createTokenVerifier(config.jwt),
@@ -52,12 +54,15 @@ export function createServices(
     mirror,
     snapshot,
     scores,
+    hub,
     loadCaller,
     async start() {
       mirror.start();
       await snapshot.start();
     },
+    /** Ends streams first (they would hold the HTTP server open), then drains writes and stops loops. */
     async stop() {
+      hub.close();
       await scores.drain();
       await snapshot.stop();
       await mirror.stop();

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { resetTables, deleteRunKeys } from './helpers/database';
+import { addPoints } from './helpers/api';
 import { RUN_PREFIX, tokenFor, uniqueUser } from './helpers/env';
 import { countQueries, eventually, startInstance, type Instance } from './helpers/instance';
 import { startTcpProxy } from './helpers/tcp-proxy';
@@ -7,14 +8,7 @@ import { startTcpProxy } from './helpers/tcp-proxy';
 const ADMIN = 'snap-admin';
 const admin = () => tokenFor(ADMIN, { admin: true, name: 'Snapshot Admin' });
 
-async function add(app: Instance, userId: string, scoreIncrement: number, name?: string) {
-  const res = await app.request
-    .post('/api/v1/scores/update')
-    .set('Authorization', `Bearer ${tokenFor(userId, { name })}`)
-    .send({ scoreIncrement });
-  expect(res.status, JSON.stringify(res.body)).to.equal(201);
-  return res.body;
-}
+const add = addPoints;
 
 /** A player's first point, then an admin's bonus: puts a fresh user far above everyone else. */
 async function addLots(app: Instance, userId: string, total: number, name?: string) {

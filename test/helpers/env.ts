@@ -3,7 +3,8 @@ import { loadConfig, type Config } from '../../src/config';
 import { signToken } from '../../src/auth/tokens';
 
 /** Tests run against their own database and their own Redis key prefix on the shared servers. */
-export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/scoreboard_test';
+export const TEST_DATABASE_URL =
+  process.env.TEST_DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/scoreboard_test';
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
 export const TEST_SECRET = 'test-secret-that-is-long-enough-for-hs256!!';
 export const RUN_PREFIX = `sbtest:${process.pid}:${randomBytes(3).toString('hex')}:`;
@@ -25,7 +26,8 @@ export function testConfig(overrides: Record<string, string | undefined> = {}): 
 
 /** A unique user id, so tests never collide with each other's rows. */
 let counter = 0;
-export const uniqueUser = (label = 'u') => `${label}-${process.pid}-${++counter}-${randomBytes(2).toString('hex')}`;
+export const uniqueUser = (label = 'u') =>
+  `${label}-${process.pid}-${++counter}-${randomBytes(2).toString('hex')}`;
 
 export function tokenFor(
   userId: string,

@@ -62,7 +62,11 @@ export async function countQueries(db: Db, fn: () => Promise<void>): Promise<num
 }
 
 /** Polls `check` until it returns true or the deadline passes. */
-export async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 5000, stepMs = 25): Promise<void> {
+export async function eventually(
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 5000,
+  stepMs = 25,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return;

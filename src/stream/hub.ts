@@ -1,0 +1,110 @@
+import type { ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Snapshot, SnapshotEngine } from '../snapshot/engine';
+
+/** One SSE event. Every line of `data` gets its own `data:` field, so no content can break the framing. */
+export function sseEvent(event: string, id: string, data: string): Buffer {
+  const lines = data.split(/\r\n|\r|\n/).map((l) => `data: ${l}\n`);
+  return Buffer.from(`event: ${event}\nid: ${id.replace(/[\r\n]/g, '')}\n${lines.join('')}\n`);
+}
+
+const HEARTBEAT = Buffer.from(':\n\n');
+
+interface Client {
+  res: ServerResponse;
+  /** The newest event this client has not been sent yet because its buffer was full. */
+  pending?: Buffer;
+}
+
+export interface StreamOptions {
+  heartbeatMs: number;
+  maxBufferBytes: number;
+  maxClients: number;
+  retryMs: number;
+}
+
+/**
+ * Fans each snapshot out to this instance's subscribers: serialized once, the same bytes written to every
+ * connection. A client whose socket does not drain skips to the newest snapshot and is cut off once it holds
+ * more than `maxBufferBytes`; nothing waits for it.
+ */
+export function createStreamHub(deps: { snapshot: SnapshotEngine; options: StreamOptions; logger: Logger }) {
+  const { options, logger } = deps;
+  const clients = new Set<Client>();
+  let closing = false;
+  let event = toEvent(deps.snapshot.current());
+  const stats = { cutOff: 0, skipped: 0, events: 0 };
+
+  function toEvent(s: Snapshot): Buffer {
+    return sseEvent('scoreboard', s.etag, s.body.toString());
+  }
+
+  /** A retry hint with jitter, so a fleet of clients does not reconnect in one storm. */
+  const retryHint = () =>
+    Buffer.from(`retry: ${options.retryMs + Math.floor(Math.random() * options.retryMs)}\n\n`);
+
+  function send(client: Client, bytes: Buffer): void {
+    const { res } = client;
+    if (res.destroyed) return;
+    if (res.writableNeedDrain) {
+      if (client.pending) stats.skipped++;
+      client.pending = bytes; // only the latest snapshot matters
+      if (res.writableLength + bytes.length > options.maxBufferBytes) {
+        stats.cutOff++;
+        logger.info({ buffered: res.writableLength }, 'cutting off a slow stream client');
+        res.destroy();
+      }
+      return;
+    }
+    res.write(bytes);
+  }
+
+  const unsubscribe = deps.snapshot.onChange((s) => {
+    event = toEvent(s);
+    stats.events++;
+    for (const c of clients) send(c, event);
+  });
+
+  const heartbeat = setInterval(() => {
+    for (const c of clients) if (!c.res.writableNeedDrain) c.res.write(HEARTBEAT);
+  }, options.heartbeatMs);
+  heartbeat.unref();
+
+  return {
+    size: () => clients.size,
+    stats: () => ({ ...stats, clients: clients.size }),
+    /** False when this instance is at its stream limit (or shutting down): answer 503 instead. */
+    hasRoom: () => !closing && clients.size < options.maxClients,
+    /** Takes over an HTTP response whose headers are already set, until the client goes away. */
+    attach(res: ServerResponse, lastEventId: string | undefined): void {
+      const client: Client = { res };
+      clients.add(client);
+      const release = () => {
+        clients.delete(client);
+        client.pending = undefined;
+      };
+      res.on('close', release);
+      res.on('error', release);
+      res.on('drain', () => {
+        const next = client.pending;
+        client.pending = undefined;
+        if (next) send(client, next);
+      });
+      res.write(retryHint());
+      if (lastEventId !== deps.snapshot.current().etag) res.write(event);
+    },
+    /** Ends every stream cleanly with a retry hint, so clients reconnect to another instance. */
+    close(): void {
+      closing = true;
+      clearInterval(heartbeat);
+      unsubscribe();
+      for (const c of clients) {
+        if (!c.res.writableNeedDrain) c.res.write(retryHint());
+        c.res.end();
+      }
+      clients.clear();
+    },
+  };
+}
+
+export type StreamHub = ReturnType<typeof createStreamHub>;
