@@ -100,21 +100,25 @@ const schema = Joi.object({
 
 export class ConfigError extends Error {}
 
-/** Just the database settings, for admin commands that need no JWT key (migrate, seed, ...). */
-export function loadDatabaseConfig(env: NodeJS.ProcessEnv = process.env) {
-  const keys = ['DATABASE_URL', 'DATABASE_POOL_MAX', 'DATABASE_TIMEOUT_MS'];
-  const { error, value } = Joi.object(Object.fromEntries(keys.map((k) => [k, schema.extract(k)]))).validate(
-    Object.fromEntries(keys.map((k) => [k, env[k]])),
-    { abortEarly: false },
-  );
+/** Validates just some settings, for admin commands that need no JWT key (migrate, seed, cache:rebuild). */
+export function loadSettings(keys: string[], env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
+  const subset = Joi.object(Object.fromEntries(keys.map((k) => [k, schema.extract(k)])));
+  const { error, value } = subset.validate(Object.fromEntries(keys.map((k) => [k, env[k]])), {
+    abortEarly: false,
+  });
   if (error)
     throw new ConfigError(
       `Invalid configuration:\n${error.details.map((d) => `  - ${d.message}`).join('\n')}`,
     );
+  return value;
+}
+
+export function loadDatabaseConfig(env: NodeJS.ProcessEnv = process.env) {
+  const v = loadSettings(['DATABASE_URL', 'DATABASE_POOL_MAX', 'DATABASE_TIMEOUT_MS'], env);
   return {
-    databaseUrl: value.DATABASE_URL as string,
-    databasePoolMax: value.DATABASE_POOL_MAX as number,
-    databaseTimeoutMs: value.DATABASE_TIMEOUT_MS as number,
+    databaseUrl: v.DATABASE_URL as string,
+    databasePoolMax: v.DATABASE_POOL_MAX as number,
+    databaseTimeoutMs: v.DATABASE_TIMEOUT_MS as number,
   };
 }
 
