@@ -2,44 +2,80 @@ import Koa from 'koa';
 import Router from '@koa/router';
 import cors from '@koa/cors';
 import type { Redis } from 'ioredis';
-import type { CallerLoader } from './auth/caller';
+import { cheatRoutes } from './cheat/routes';
 import type { Config } from './config';
 import type { Db } from './db';
 import { problemMiddleware } from './errors';
 import type { Logger } from './logger';
+import { metricsMiddleware } from './metrics';
+import { opsRoutes } from './ops/routes';
+import { createLimiter } from './rate-limit/limiter';
 import { requestContext } from './request-context';
-import type { Mirror } from './scores/mirror';
 import { scoreReadRoutes } from './scores/read-routes';
 import { scoreWriteRoutes } from './scores/routes';
-import type { ScoreService } from './scores/service';
-import type { SnapshotEngine } from './snapshot/engine';
+import { securityHeaders } from './security-headers';
+import type { Services } from './services';
 import { snapshotRoutes } from './snapshot/routes';
-import type { StreamHub } from './stream/hub';
 import { streamRoutes } from './stream/routes';
 import { userRoutes } from './users/routes';
 
-export interface AppDeps {
-  config: Config;
-  logger: Logger;
-  db: Db;
-  redis: Redis;
-  loadCaller: CallerLoader;
-  scores: ScoreService;
-  mirror: Mirror;
-  snapshot: SnapshotEngine;
-  hub: StreamHub;
-}
+export type AppDeps = Omit<Services, 'start' | 'stop'> & { config: Config; logger: Logger; db: Db; redis: Redis };
 
-const EXPOSED = ['ETag', 'X-Poll-Interval', 'Retry-After', 'X-Request-Id', 'Idempotent-Replayed'];
+const EXPOSED = ['ETag', 'X-Poll-Interval', 'Retry-After', 'X-Request-Id', 'Idempotent-Replayed', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'];
 
 /** Builds the Koa app from its dependencies. It never listens: src/server.ts does. */
 export function createApp(deps: AppDeps): Koa {
-  const { config } = deps;
+  const { config, logger } = deps;
   const app = new Koa();
   app.silent = true; // errors are logged by the problem middleware, once, with the request id
-  app.use(requestContext(deps.logger));
-  app.use(problemMiddleware({ logger: deps.logger, retryAfterS: config.retryAfterS }));
+  // Believe X-Forwarded-For only as far as our own proxies append to it: the client cannot pick its bucket.
+  app.proxy = config.trustProxyHops > 0;
+  app.maxIpsCount = config.trustProxyHops;
+
+  const writeLimit = createLimiter({
+    name: 'writes',
+    max: config.rateLimit.writesPerMin,
+    durationMs: 60_000,
+    id: (ctx) => ctx.state.userId ?? false,
+    redis: { client: deps.redis, namespace: `${config.redisPrefix}ratelimit:writes` },
+    logger,
+    onLimited: (ctx) => {
+      deps.metrics.rateLimited.inc({ limit: 'writes' });
+      void deps.cheat.recordRateLimited(ctx.state.userId);
+    },
+  });
+  // Reads are limited per instance, in memory: a poll must touch neither MySQL nor Redis (see README).
+  const readLimit = createLimiter({
+    name: 'reads',
+    max: config.rateLimit.readsPerMin,
+    durationMs: 60_000,
+    id: (ctx) => ctx.ip || 'unknown',
+    logger,
+    onLimited: () => deps.metrics.rateLimited.inc({ limit: 'reads' }),
+  });
+  setInterval(() => {
+    readLimit.sweep();
+    writeLimit.sweep();
+  }, 60_000).unref();
+
+  app.use(requestContext(logger));
+  app.use(metricsMiddleware(deps.metrics));
+  app.use(securityHeaders({ tls: Boolean(config.tls) }));
+  app.use(
+    problemMiddleware({ logger, retryAfterS: config.retryAfterS, onDatabaseError: () => deps.metrics.mysqlErrors.inc() }),
+  );
   app.use(corsFor(config.corsOrigins));
+
+  const ops = opsRoutes({
+    db: deps.db,
+    redis: deps.redis,
+    metrics: deps.metrics,
+    isShuttingDown: deps.isShuttingDown,
+    timeoutMs: config.databaseTimeoutMs,
+    collect: deps.collect,
+  });
+  app.use(ops.routes()).use(ops.allowedMethods({ throw: true }));
+  app.use((ctx, next) => ((ctx.method === 'GET' || ctx.method === 'HEAD') && ctx.path.startsWith('/api') ? readLimit(ctx, next) : next()));
 
   // The unversioned /api is the current version, as the original specification wrote it.
   for (const prefix of ['/api/v1', '/api']) {
@@ -48,6 +84,8 @@ export function createApp(deps: AppDeps): Koa {
     streamRoutes(api, { hub: deps.hub, retryAfterS: config.retryAfterS });
     scoreWriteRoutes(api, {
       loadCaller: deps.loadCaller,
+      verifyToken: deps.verifyToken,
+      writeLimit,
       scores: deps.scores,
       maxScoreIncrement: config.maxScoreIncrement,
       maxBodyBytes: config.maxBodyBytes,
@@ -60,6 +98,7 @@ export function createApp(deps: AppDeps): Koa {
       onChanged: deps.snapshot.markDirty,
       maxBodyBytes: config.maxBodyBytes,
     });
+    cheatRoutes(api, { loadCaller: deps.loadCaller, cheat: deps.cheat });
     app.use(api.routes()).use(api.allowedMethods({ throw: true }));
   }
   return app;
@@ -74,15 +113,8 @@ function corsFor(origins: string[]) {
       return any || origins.includes(origin) ? origin : '';
     },
     exposeHeaders: EXPOSED,
-    allowHeaders: [
-      'Authorization',
-      'Content-Type',
-      'If-None-Match',
-      'Idempotency-Key',
-      'Last-Event-ID',
-      'X-Request-Id',
-    ],
-    allowMethods: ['GET', 'HEAD', 'POST', 'PATCH', 'OPTIONS'],
+    allowHeaders: ['Authorization', 'Content-Type', 'If-None-Match', 'Idempotency-Key', 'Last-Event-ID', 'X-Request-Id'],
+    allowMethods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
     maxAge: 600,
   });
 }

@@ -22,11 +22,13 @@ export interface Config {
     clockToleranceS: number;
   };
   autoProvisionUsers: boolean;
+  authCacheTtlMs: number;
   maxScoreIncrement: number;
   maxBodyBytes: number;
   retryAfterS: number;
   logLevel: string;
   shutdownTimeoutMs: number;
+  shutdownDelayMs: number;
   scoreboardSize: number;
   snapshotTickMs: number;
   pollIntervalS: number;
@@ -34,7 +36,13 @@ export interface Config {
   mirrorSyncIntervalMs: number;
   mirrorSyncWindowMs: number;
   writeBatching: { maxBatch: number; maxWaitMs: number; concurrency: number };
-  sse: { heartbeatMs: number; maxBufferBytes: number; maxClients: number; retryMs: number };
+  sse: { heartbeatMs: number; maxBufferBytes: number; maxClients: number; retryMs: number; perIp: number };
+  rateLimit: { writesPerMin: number; readsPerMin: number; streamsPerIp: number; flagAfter: number };
+  suspiciousPointsPerMin: number;
+  trustProxyHops: number;
+  requestTimeoutMs: number;
+  workers: number;
+  tls?: { certFile: string; keyFile: string };
 }
 
 const HMAC = ['HS256', 'HS384', 'HS512'];
@@ -64,11 +72,16 @@ const schema = Joi.object({
   JWT_AUDIENCE: Joi.string(),
   JWT_CLOCK_TOLERANCE_S: Joi.number().integer().min(0).max(300).default(30),
   AUTO_PROVISION_USERS: Joi.boolean().default(true),
+  // How long an instance may reuse a user's role and status without asking MySQL (0: ask on every request).
+  // Bans still stop writes at once (the write transaction re-checks under lock); role changes made on another
+  // instance take up to this long to reach this one's non-write admin routes.
+  AUTH_CACHE_TTL_MS: Joi.number().integer().min(0).max(60_000).default(1000),
   MAX_SCORE_INCREMENT: Joi.number().integer().min(1).max(Number.MAX_SAFE_INTEGER).default(1000),
   MAX_BODY_BYTES: Joi.number().integer().min(64).max(1_048_576).default(4096),
   RETRY_AFTER_S: Joi.number().integer().min(1).max(3600).default(5),
   LOG_LEVEL: Joi.string().valid('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent').default('info'),
   SHUTDOWN_TIMEOUT_MS: Joi.number().integer().min(100).default(10_000),
+  SHUTDOWN_DELAY_MS: Joi.number().integer().min(0).max(60_000).default(0),
   SCOREBOARD_SIZE: Joi.number().integer().min(1).max(100).default(10),
   SNAPSHOT_TICK_MS: Joi.number().integer().min(10).max(60_000).default(100),
   POLL_INTERVAL_S: Joi.number().integer().min(1).max(3600).default(5),
@@ -78,15 +91,27 @@ const schema = Joi.object({
   WRITE_BATCH_MAX: Joi.number().integer().min(1).max(500).default(50),
   WRITE_BATCH_WAIT_MS: Joi.number().integer().min(0).max(1000).default(0),
   WRITE_CONCURRENCY: Joi.number().integer().min(1).max(64).default(4),
+  RATE_LIMIT_WRITES_PER_MIN: Joi.number().integer().min(1).default(120),
+  RATE_LIMIT_READS_PER_MIN: Joi.number().integer().min(1).default(600),
+  RATE_LIMIT_STREAMS_PER_IP: Joi.number().integer().min(1).default(20),
+  RATE_LIMIT_FLAG_AFTER: Joi.number().integer().min(1).default(5),
+  SUSPICIOUS_POINTS_PER_MIN: Joi.number().integer().min(1).default(5000),
+  TRUST_PROXY: Joi.alternatives(Joi.number().integer().min(0).max(10), Joi.boolean()).default(0),
+  REQUEST_TIMEOUT_MS: Joi.number().integer().min(1000).default(10_000),
+  WORKERS: Joi.number().integer().min(1).max(64).default(1),
+  TLS_CERT_FILE: Joi.string(),
+  TLS_KEY_FILE: Joi.string(),
   SSE_HEARTBEAT_MS: Joi.number().integer().min(100).default(15_000),
   SSE_MAX_BUFFER_BYTES: Joi.number().integer().min(1024).default(65_536),
   SSE_MAX_CLIENTS: Joi.number().integer().min(0).default(10_000),
   SSE_RETRY_MS: Joi.number().integer().min(100).default(3000),
 })
   .xor('JWT_SECRET', 'JWT_PUBLIC_KEY')
+  .and('TLS_CERT_FILE', 'TLS_KEY_FILE')
   .messages({
     'object.missing': 'one of "JWT_SECRET" (HS256) or "JWT_PUBLIC_KEY" (RS256/ES256) must be set',
     'object.xor': 'set only one of "JWT_SECRET" and "JWT_PUBLIC_KEY"',
+    'object.and': 'set both "TLS_CERT_FILE" and "TLS_KEY_FILE", or neither',
   })
   .custom((env: Record<string, unknown>, helpers) => {
     const hmac = HMAC.includes(env.JWT_ALGORITHM as string);
@@ -146,11 +171,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       clockToleranceS: v.JWT_CLOCK_TOLERANCE_S,
     },
     autoProvisionUsers: v.AUTO_PROVISION_USERS,
+    authCacheTtlMs: v.AUTH_CACHE_TTL_MS,
     maxScoreIncrement: v.MAX_SCORE_INCREMENT,
     maxBodyBytes: v.MAX_BODY_BYTES,
     retryAfterS: v.RETRY_AFTER_S,
     logLevel: v.LOG_LEVEL,
     shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
+    shutdownDelayMs: v.SHUTDOWN_DELAY_MS,
     scoreboardSize: v.SCOREBOARD_SIZE,
     snapshotTickMs: v.SNAPSHOT_TICK_MS,
     pollIntervalS: v.POLL_INTERVAL_S,
@@ -165,11 +192,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxWaitMs: v.WRITE_BATCH_WAIT_MS,
       concurrency: v.WRITE_CONCURRENCY,
     },
+    rateLimit: {
+      writesPerMin: v.RATE_LIMIT_WRITES_PER_MIN,
+      readsPerMin: v.RATE_LIMIT_READS_PER_MIN,
+      streamsPerIp: v.RATE_LIMIT_STREAMS_PER_IP,
+      flagAfter: v.RATE_LIMIT_FLAG_AFTER,
+    },
+    suspiciousPointsPerMin: v.SUSPICIOUS_POINTS_PER_MIN,
+    // true means one proxy hop; a number says how many proxies append to X-Forwarded-For.
+    trustProxyHops: v.TRUST_PROXY === true ? 1 : v.TRUST_PROXY === false ? 0 : v.TRUST_PROXY,
+    requestTimeoutMs: v.REQUEST_TIMEOUT_MS,
+    workers: v.WORKERS,
+    tls: v.TLS_CERT_FILE ? { certFile: v.TLS_CERT_FILE, keyFile: v.TLS_KEY_FILE } : undefined,
     sse: {
       heartbeatMs: v.SSE_HEARTBEAT_MS,
       maxBufferBytes: v.SSE_MAX_BUFFER_BYTES,
       maxClients: v.SSE_MAX_CLIENTS,
       retryMs: v.SSE_RETRY_MS,
+      perIp: v.RATE_LIMIT_STREAMS_PER_IP,
     },
   };
 }

@@ -51,7 +51,7 @@ export function isDatabaseUnavailable(err: unknown): boolean {
  * The one place where errors become responses: RFC 9457 problem+json with the request id, never a stack trace.
  * Unknown errors are logged with their stack and answered as a bare 500.
  */
-export function problemMiddleware(opts: { logger: Logger; retryAfterS: number }) {
+export function problemMiddleware(opts: { logger: Logger; retryAfterS: number; onDatabaseError?: () => void }) {
   return async (ctx: Context, next: Next) => {
     try {
       await next();
@@ -82,6 +82,7 @@ export function problemMiddleware(opts: { logger: Logger; retryAfterS: number })
         );
       } else if (isDatabaseUnavailable(err)) {
         ctx.state.log?.warn({ err }, 'database unavailable');
+        opts.onDatabaseError?.();
         httpErr = unavailable('The score database is unreachable; try again shortly.', opts.retryAfterS);
       } else {
         (ctx.state.log ?? opts.logger).error({ err }, 'unhandled error');

@@ -1,4 +1,7 @@
+import cluster from 'node:cluster';
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { createApp } from './app';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createDb } from './db';
@@ -17,7 +20,12 @@ export async function startServer(config: Config) {
   const subscriber = createRedis(config);
   const services = createServices({ config, db, redis, subscriber, logger });
   const app = createApp({ config, logger, db, redis, ...services });
-  const server = http.createServer(app.callback());
+  const server = config.tls
+    ? https.createServer({ cert: fs.readFileSync(config.tls.certFile), key: fs.readFileSync(config.tls.keyFile) }, app.callback())
+    : http.createServer(app.callback());
+  // A request must arrive whole within the timeout (slow-body attacks end there); streams are responses, unaffected.
+  server.requestTimeout = config.requestTimeoutMs;
+  server.headersTimeout = Math.min(config.requestTimeoutMs, 10_000);
   await services.start();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -25,12 +33,18 @@ export async function startServer(config: Config) {
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  logger.info({ port, host: config.host }, 'scoreboard listening');
+  logger.info({ port, host: config.host, tls: Boolean(config.tls), pid: process.pid }, 'scoreboard listening');
 
   let closing: Promise<void> | undefined;
+  /**
+   * Readiness fails first (load balancers stop sending), then after SHUTDOWN_DELAY_MS the listener closes,
+   * streams end with a retry hint, in-flight requests and queued writes finish, and the pools close.
+   */
   function close(): Promise<void> {
     closing ??= (async () => {
       logger.info('shutting down');
+      services.beginShutdown();
+      if (config.shutdownDelayMs > 0) await new Promise((r) => setTimeout(r, config.shutdownDelayMs));
       const closed = new Promise<void>((r) => server.close(() => r()));
       server.closeIdleConnections();
       await services.stop();
@@ -78,6 +92,35 @@ export function runUntilSignalled(
   process.on('SIGINT', onSignal);
 }
 
+/**
+ * WORKERS > 1: the primary forks that many workers sharing the port (node:cluster), restarts one that dies,
+ * and on SIGTERM/SIGINT passes the signal on and exits once every worker has shut down.
+ */
+function runPrimary(config: Config): void {
+  let stopping = false;
+  const fork = () => cluster.fork();
+  for (let i = 0; i < config.workers; i++) fork();
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) {
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      return;
+    }
+    console.error(JSON.stringify({ level: 50, msg: 'worker died; starting another', pid: worker.process.pid, code, signal }));
+    setTimeout(fork, 1000);
+  });
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
+      process.exit(1);
+    }
+    stopping = true;
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill(signal);
+    setTimeout(() => process.exit(1), config.shutdownTimeoutMs + 1000).unref();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
 async function main(): Promise<void> {
   let config: Config;
   try {
@@ -89,6 +132,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  if (config.workers > 1 && cluster.isPrimary) return runPrimary(config);
   runUntilSignalled(await startServer(config), config);
 }
 

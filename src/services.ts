@@ -1,11 +1,14 @@
 import type { Redis } from 'ioredis';
 import { createCallerLoader } from './auth/caller';
 import { createTokenVerifier } from './auth/tokens';
+import { createCheatDetector } from './cheat/detector';
 import type { Config } from './config';
 import type { Db } from './db';
 import type { Logger } from './logger';
+import { createMetrics } from './metrics';
 import { createMirror } from './scores/mirror';
 import { createScoreService } from './scores/service';
+import type { DeltaOutcome, DeltaRequest } from './scores/store';
 import { createSnapshotEngine } from './snapshot/engine';
 import { createStreamHub } from './stream/hub';
 
@@ -19,6 +22,8 @@ export function createServices(
   hooks: ServiceHooks = {},
 ) {
   const { config, db, redis, logger } = deps;
+  const metrics = createMetrics();
+  redis.on('error', () => metrics.redisErrors.inc());
   const mirror = createMirror({
     db,
     redis,
@@ -36,32 +41,68 @@ export function createServices(
     tickMs: config.snapshotTickMs,
     logger,
   });
+  snapshot.onChange(() => metrics.snapshotChanges.inc());
+  const cheat = createCheatDetector({
+    db,
+    redis,
+    prefix: config.redisPrefix,
+    pointsPerMinute: config.suspiciousPointsPerMin,
+    flagAfterLimited: config.rateLimit.flagAfter,
+    logger,
+    metrics,
+  });
+
+  function observe(requests: DeltaRequest[], outcomes: DeltaOutcome[]): void {
+    metrics.writeBatchSize.observe(requests.length);
+    const selfScored: Array<{ userId: string; delta: number }> = [];
+    outcomes.forEach((o, i) => {
+      metrics.scoreUpdates.inc({ outcome: o.kind });
+      const r = requests[i];
+      if (o.kind === 'applied' && r.actorId === r.userId) selfScored.push({ userId: r.userId, delta: r.delta });
+    });
+    void cheat.recordPoints(selfScored);
+  }
+
   const scores = createScoreService({
     db,
     mirror,
     logger,
     batching: config.writeBatching,
     onCommitted: snapshot.markDirty,
+    onOutcomes: observe,
     afterCommit: hooks.afterCommit,
   });
   const hub = createStreamHub({ snapshot, options: config.sse, logger });
-  const loadCaller = createCallerLoader({
-    db,
-    verifyToken: createTokenVerifier(config.jwt),
-    autoProvision: config.autoProvisionUsers,
-  });
+  const verifyToken = createTokenVerifier(config.jwt);
+  const loadCaller = createCallerLoader({ db, verifyToken, autoProvision: config.autoProvisionUsers });
+  let shuttingDown = false;
+
   return {
+    metrics,
     mirror,
     snapshot,
     scores,
     hub,
+    cheat,
+    verifyToken,
     loadCaller,
+    isShuttingDown: () => shuttingDown,
+    /** Refreshes the gauges that are read rather than counted. */
+    collect() {
+      metrics.snapshotAge.set(snapshot.age() / 1000);
+      metrics.sseSubscribers.set(hub.size());
+    },
     async start() {
       mirror.start();
       await snapshot.start();
     },
-    /** Ends streams first (they would hold the HTTP server open), then drains writes and stops loops. */
+    /** From now on /readyz fails, so load balancers stop sending new requests. */
+    beginShutdown() {
+      shuttingDown = true;
+    },
+    /** Streams end (they would hold the HTTP server open), queued writes drain, loops stop. */
     async stop() {
+      shuttingDown = true;
       hub.close();
       await scores.drain();
       await snapshot.stop();

@@ -1,5 +1,7 @@
 import Router from '@koa/router';
+import type { Middleware } from 'koa';
 import type { CallerLoader } from '../auth/caller';
+import type { TokenVerifier } from '../auth/tokens';
 import { readJsonBody } from '../body';
 import { badRequest, forbidden } from '../errors';
 import { validate } from '../validation';
@@ -8,14 +10,28 @@ import type { ScoreService } from './service';
 
 export function scoreWriteRoutes(
   router: Router,
-  deps: { loadCaller: CallerLoader; scores: ScoreService; maxScoreIncrement: number; maxBodyBytes: number },
+  deps: {
+    loadCaller: CallerLoader;
+    verifyToken: TokenVerifier;
+    /** Per-user write limit; runs after the token is verified and before any database work. */
+    writeLimit: Middleware;
+    scores: ScoreService;
+    maxScoreIncrement: number;
+    maxBodyBytes: number;
+  },
 ) {
   const schemas = {
     player: updateBodySchema(deps.maxScoreIncrement, false),
     admin: updateBodySchema(deps.maxScoreIncrement, true),
   };
 
-  router.post('/scores/update', async (ctx) => {
+  const authenticate: Middleware = async (ctx, next) => {
+    ctx.state.claims = deps.verifyToken(ctx);
+    ctx.state.userId = ctx.state.claims.userId;
+    await next();
+  };
+
+  router.post('/scores/update', authenticate, deps.writeLimit, async (ctx) => {
     const caller = await deps.loadCaller(ctx);
     const body = validate(schemas[caller.role], await readJsonBody(ctx, deps.maxBodyBytes));
     const headerKey = ctx.get('idempotency-key') || undefined;

@@ -22,6 +22,8 @@ export function createScoreService(deps: {
   logger: Logger;
   batching: WriteBatching;
   onCommitted: () => void;
+  /** Sees every batch's requests and outcomes after commit (metrics, cheat signals); must not throw. */
+  onOutcomes?: (requests: DeltaRequest[], outcomes: DeltaOutcome[]) => void;
   /** Test hook: runs after commit, before the Redis mirror (fault tests kill the process here). */
   afterCommit?: () => Promise<void> | void;
 }) {
@@ -45,6 +47,7 @@ export function createScoreService(deps: {
       await deps.afterCommit?.();
       await deps.mirror.apply(result.mirror);
     }
+    deps.onOutcomes?.(requests, result.outcomes);
     return result.outcomes;
   }
 

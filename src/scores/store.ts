@@ -54,6 +54,7 @@ export async function applyBatch(
 
 interface UserRow {
   id: string;
+  role: string;
   status: string;
   display_name: string;
   score: number | null;
@@ -78,7 +79,7 @@ async function applyInTransaction(
     (
       await rawRows<UserRow>(
         trx,
-        `SELECT u.id, u.status, u.display_name, s.score, s.version FROM users u LEFT JOIN scores s ON s.user_id = u.id
+        `SELECT u.id, u.role, u.status, u.display_name, s.score, s.version FROM users u LEFT JOIN scores s ON s.user_id = u.id
          WHERE u.id IN (${placeholders(userIds.length)}) ORDER BY u.id FOR UPDATE`,
         userIds,
       )
@@ -91,6 +92,21 @@ async function applyInTransaction(
       missing.map((u) => u.id),
     );
     for (const u of missing) Object.assign(u, { score: 0, version: 0 });
+  }
+
+  // Admin rights come from a cached row (src/auth/caller.ts): re-check them here, so a ban or a demotion
+  // stops an admin's writes at once on every instance. A player acts only on their own, already locked, row.
+  const actors = new Map<string, Pick<UserRow, 'role' | 'status'>>(users);
+  const unseen = [...new Set(requests.filter((r) => r.actorIsAdmin).map((r) => r.actorId))].filter(
+    (id) => !actors.has(id),
+  );
+  if (unseen.length) {
+    const rows = await rawRows<UserRow>(
+      trx,
+      `SELECT id, role, status FROM users WHERE id IN (${placeholders(unseen.length)})`,
+      unseen,
+    );
+    for (const a of rows) actors.set(a.id, a);
   }
 
   const keyed = requests.filter((r) => r.actionId !== undefined);
@@ -132,6 +148,11 @@ async function applyInTransaction(
 
   /** Rejections and replays, decided before any arithmetic. */
   function decide(req: DeltaRequest, user: UserRow | undefined) {
+    if (req.actorIsAdmin) {
+      const actor = actors.get(req.actorId);
+      if (actor?.status !== 'active') return rejected(forbidden('This account is banned.'));
+      if (actor.role !== 'admin') return rejected(forbidden('This account is no longer an admin.'));
+    }
     if (!user) return rejected(notFound(`User "${req.userId}" does not exist.`));
     if (user.status !== 'active' && !req.actorIsAdmin)
       return rejected(forbidden('This account is banned from scoring.'));

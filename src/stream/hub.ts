@@ -17,6 +17,8 @@ interface Client {
 }
 
 export interface StreamOptions {
+  /** Open streams one client address may hold on this instance. */
+  perIp: number;
   heartbeatMs: number;
   maxBufferBytes: number;
   maxClients: number;
@@ -31,6 +33,7 @@ export interface StreamOptions {
 export function createStreamHub(deps: { snapshot: SnapshotEngine; options: StreamOptions; logger: Logger }) {
   const { options, logger } = deps;
   const clients = new Set<Client>();
+  const perIp = new Map<string, number>();
   let closing = false;
   let event = toEvent(deps.snapshot.current());
   const stats = { cutOff: 0, skipped: 0, events: 0 };
@@ -75,13 +78,22 @@ export function createStreamHub(deps: { snapshot: SnapshotEngine; options: Strea
     stats: () => ({ ...stats, clients: clients.size }),
     /** False when this instance is at its stream limit (or shutting down): answer 503 instead. */
     hasRoom: () => !closing && clients.size < options.maxClients,
+    /** False when this address already holds its share of streams: answer 429. */
+    ipHasRoom: (ip: string) => (perIp.get(ip) ?? 0) < options.perIp,
     /** Takes over an HTTP response whose headers are already set, until the client goes away. */
-    attach(res: ServerResponse, lastEventId: string | undefined): void {
+    attach(res: ServerResponse, lastEventId: string | undefined, ip: string): void {
       const client: Client = { res };
       clients.add(client);
+      perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
+      let released = false;
       const release = () => {
+        if (released) return;
+        released = true;
         clients.delete(client);
         client.pending = undefined;
+        const left = (perIp.get(ip) ?? 1) - 1;
+        if (left > 0) perIp.set(ip, left);
+        else perIp.delete(ip);
       };
       res.on('close', release);
       res.on('error', release);
@@ -103,6 +115,7 @@ export function createStreamHub(deps: { snapshot: SnapshotEngine; options: Strea
         c.res.end();
       }
       clients.clear();
+      perIp.clear();
     },
   };
 }

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import { unavailable } from '../errors';
+import { HttpError, unavailable } from '../errors';
 import type { StreamHub } from './hub';
 
 /** GET /scores/stream: Server-Sent Events carrying the same snapshot and version as /scores/top. */
@@ -10,6 +10,9 @@ export function streamRoutes(router: Router, deps: { hub: StreamHub; retryAfterS
         'This instance has no room for another stream; poll /scores/top instead.',
         deps.retryAfterS,
       );
+    }
+    if (!deps.hub.ipHasRoom(ctx.ip)) {
+      throw new HttpError(429, 'Too Many Requests', 'Too many open streams from this address.', {}, { 'Retry-After': String(deps.retryAfterS) });
     }
     const { req, res } = ctx;
     req.socket.setTimeout(0);
@@ -23,6 +26,6 @@ export function streamRoutes(router: Router, deps: { hub: StreamHub; retryAfterS
       Connection: 'keep-alive',
     });
     ctx.status = 200; // for the access log
-    deps.hub.attach(res, ctx.get('last-event-id') || undefined);
+    deps.hub.attach(res, ctx.get('last-event-id') || undefined, ctx.ip);
   });
 }

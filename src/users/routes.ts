@@ -34,6 +34,7 @@ export function userRoutes(
     }
     const updated = await updateUser(deps.db, userId, changes);
     if (!updated) throw notFound(`User "${userId}" does not exist.`);
+    deps.loadCaller.invalidate(userId); // this instance sees the new role and status at once
     const { user, mirror } = updated;
     if (mirror) {
       await deps.mirror.apply([

@@ -18,6 +18,10 @@ export const baseEnv: Record<string, string> = {
   REDIS_PREFIX: RUN_PREFIX,
   JWT_SECRET: TEST_SECRET,
   LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+  // Limits are raised for tests that are not about them; the rate-limit tests set their own.
+  RATE_LIMIT_WRITES_PER_MIN: '1000000',
+  RATE_LIMIT_READS_PER_MIN: '1000000',
+  RATE_LIMIT_STREAMS_PER_IP: '1000000',
 };
 
 export function testConfig(overrides: Record<string, string | undefined> = {}): Config {
