@@ -19,9 +19,23 @@ import { snapshotRoutes } from './snapshot/routes';
 import { streamRoutes } from './stream/routes';
 import { userRoutes } from './users/routes';
 
-export type AppDeps = Omit<Services, 'start' | 'stop'> & { config: Config; logger: Logger; db: Db; redis: Redis };
+export type AppDeps = Omit<Services, 'start' | 'stop'> & {
+  config: Config;
+  logger: Logger;
+  db: Db;
+  redis: Redis;
+};
 
-const EXPOSED = ['ETag', 'X-Poll-Interval', 'Retry-After', 'X-Request-Id', 'Idempotent-Replayed', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'];
+const EXPOSED = [
+  'ETag',
+  'X-Poll-Interval',
+  'Retry-After',
+  'X-Request-Id',
+  'Idempotent-Replayed',
+  'RateLimit-Limit',
+  'RateLimit-Remaining',
+  'RateLimit-Reset',
+];
 
 /** Builds the Koa app from its dependencies. It never listens: src/server.ts does. */
 export function createApp(deps: AppDeps): Koa {
@@ -62,7 +76,11 @@ export function createApp(deps: AppDeps): Koa {
   app.use(metricsMiddleware(deps.metrics));
   app.use(securityHeaders({ tls: Boolean(config.tls) }));
   app.use(
-    problemMiddleware({ logger, retryAfterS: config.retryAfterS, onDatabaseError: () => deps.metrics.mysqlErrors.inc() }),
+    problemMiddleware({
+      logger,
+      retryAfterS: config.retryAfterS,
+      onDatabaseError: () => deps.metrics.mysqlErrors.inc(),
+    }),
   );
   app.use(corsFor(config.corsOrigins));
 
@@ -75,7 +93,11 @@ export function createApp(deps: AppDeps): Koa {
     collect: deps.collect,
   });
   app.use(ops.routes()).use(ops.allowedMethods({ throw: true }));
-  app.use((ctx, next) => ((ctx.method === 'GET' || ctx.method === 'HEAD') && ctx.path.startsWith('/api') ? readLimit(ctx, next) : next()));
+  app.use((ctx, next) =>
+    (ctx.method === 'GET' || ctx.method === 'HEAD') && ctx.path.startsWith('/api')
+      ? readLimit(ctx, next)
+      : next(),
+  );
 
   // The unversioned /api is the current version, as the original specification wrote it.
   for (const prefix of ['/api/v1', '/api']) {
@@ -113,7 +135,14 @@ function corsFor(origins: string[]) {
       return any || origins.includes(origin) ? origin : '';
     },
     exposeHeaders: EXPOSED,
-    allowHeaders: ['Authorization', 'Content-Type', 'If-None-Match', 'Idempotency-Key', 'Last-Event-ID', 'X-Request-Id'],
+    allowHeaders: [
+      'Authorization',
+      'Content-Type',
+      'If-None-Match',
+      'Idempotency-Key',
+      'Last-Event-ID',
+      'X-Request-Id',
+    ],
     allowMethods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
     maxAge: 600,
   });

@@ -51,7 +51,11 @@ export function isDatabaseUnavailable(err: unknown): boolean {
  * The one place where errors become responses: RFC 9457 problem+json with the request id, never a stack trace.
  * Unknown errors are logged with their stack and answered as a bare 500.
  */
-export function problemMiddleware(opts: { logger: Logger; retryAfterS: number; onDatabaseError?: () => void }) {
+export function problemMiddleware(opts: {
+  logger: Logger;
+  retryAfterS: number;
+  onDatabaseError?: () => void;
+}) {
   return async (ctx: Context, next: Next) => {
     try {
       await next();

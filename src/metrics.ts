@@ -79,7 +79,11 @@ export function metricsMiddleware(metrics: Metrics) {
     try {
       await next();
     } finally {
-      end({ method: ctx.method, route: ctx._matchedRoute ? String(ctx._matchedRoute) : 'unmatched', status: ctx.status });
+      end({
+        method: ctx.method,
+        route: ctx._matchedRoute ? String(ctx._matchedRoute) : 'unmatched',
+        status: ctx.status,
+      });
     }
   };
 }

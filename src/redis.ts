@@ -27,5 +27,18 @@ export function createRedis(config: Pick<Config, 'redisUrl' | 'redisTimeoutMs'>,
   return redis;
 }
 
-/** True when the client can take commands right now (no point waiting for a timeout otherwise). */
-export const redisReady = (redis: Redis) => redis.status === 'ready';
+const degradedUntil = new WeakMap<Redis, number>();
+const DEGRADED_FOR_MS = 1000;
+
+/**
+ * True when the client can take commands right now: connected, and no command timed out or failed in the
+ * last second. A black-holed connection still looks connected; without this every caller on a request would
+ * wait out its own timeout, one after another.
+ */
+export const redisReady = (redis: Redis) =>
+  redis.status === 'ready' && Date.now() >= (degradedUntil.get(redis) ?? 0);
+
+/** Called by whoever saw a Redis command fail: everyone skips Redis for a second, then tries again. */
+export function markRedisFailure(redis: Redis): void {
+  degradedUntil.set(redis, Date.now() + DEGRADED_FOR_MS);
+}

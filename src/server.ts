@@ -21,7 +21,10 @@ export async function startServer(config: Config) {
   const services = createServices({ config, db, redis, subscriber, logger });
   const app = createApp({ config, logger, db, redis, ...services });
   const server = config.tls
-    ? https.createServer({ cert: fs.readFileSync(config.tls.certFile), key: fs.readFileSync(config.tls.keyFile) }, app.callback())
+    ? https.createServer(
+        { cert: fs.readFileSync(config.tls.certFile), key: fs.readFileSync(config.tls.keyFile) },
+        app.callback(),
+      )
     : http.createServer(app.callback());
   // A request must arrive whole within the timeout (slow-body attacks end there); streams are responses, unaffected.
   server.requestTimeout = config.requestTimeoutMs;
@@ -33,7 +36,10 @@ export async function startServer(config: Config) {
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  logger.info({ port, host: config.host, tls: Boolean(config.tls), pid: process.pid }, 'scoreboard listening');
+  logger.info(
+    { port, host: config.host, tls: Boolean(config.tls), pid: process.pid },
+    'scoreboard listening',
+  );
 
   let closing: Promise<void> | undefined;
   /**
@@ -105,7 +111,15 @@ function runPrimary(config: Config): void {
       if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
       return;
     }
-    console.error(JSON.stringify({ level: 50, msg: 'worker died; starting another', pid: worker.process.pid, code, signal }));
+    console.error(
+      JSON.stringify({
+        level: 50,
+        msg: 'worker died; starting another',
+        pid: worker.process.pid,
+        code,
+        signal,
+      }),
+    );
     setTimeout(fork, 1000);
   });
   const onSignal = (signal: NodeJS.Signals) => {

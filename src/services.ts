@@ -58,7 +58,8 @@ export function createServices(
     outcomes.forEach((o, i) => {
       metrics.scoreUpdates.inc({ outcome: o.kind });
       const r = requests[i];
-      if (o.kind === 'applied' && r.actorId === r.userId) selfScored.push({ userId: r.userId, delta: r.delta });
+      if (o.kind === 'applied' && r.actorId === r.userId)
+        selfScored.push({ userId: r.userId, delta: r.delta });
     });
     void cheat.recordPoints(selfScored);
   }

@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process';
 import net from 'node:net';
-import path from 'node:path';
 import { expect } from 'chai';
 import { testDb } from './helpers/database';
 import { addPoints, addToTop } from './helpers/api';
-import { baseEnv, uniqueUser } from './helpers/env';
+import { uniqueUser } from './helpers/env';
+import { spawnServer } from './helpers/process';
 import { eventually, startInstance, type Instance } from './helpers/instance';
 import { openRawStream } from './helpers/sse';
 
@@ -221,35 +220,12 @@ describe('SSE stream', function () {
 
   it('on SIGTERM ends every stream with a retry hint and the process exits 0', async function () {
     this.timeout(30_000);
-    const port = await freePort();
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', path.join(__dirname, '..', 'src', 'server.ts')],
-      {
-        env: { ...process.env, ...baseEnv, PORT: String(port), LOG_LEVEL: 'warn' },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    const url = `http://127.0.0.1:${port}/api/v1/scores/stream`;
-    await eventually(
-      async () => {
-        try {
-          return (await fetch(`http://127.0.0.1:${port}/api/v1/scores/top`)).status === 200;
-        } catch {
-          return false;
-        }
-      },
-      15_000,
-      100,
-    );
-    const streams = Array.from({ length: 20 }, () => openRawStream(url));
+    const server = await spawnServer();
+    const streams = Array.from({ length: 20 }, () => openRawStream(`${server.url}/api/v1/scores/stream`));
     await Promise.all(streams.map((s) => s.ready));
     await eventually(() => streams.every((s) => s.events().length === 1));
-    child.kill('SIGTERM');
-    expect(await exited, stderr).to.equal(0);
+    server.child.kill('SIGTERM');
+    expect(await server.exited, server.stderr).to.equal(0);
     for (const s of streams) {
       await eventually(() => s.ended);
       const blocks = s.blocks();
@@ -257,12 +233,3 @@ describe('SSE stream', function () {
     }
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}

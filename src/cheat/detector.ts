@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { rawRows, type Db } from '../db';
 import type { Metrics } from '../metrics';
-import { redisReady } from '../redis';
+import { markRedisFailure, redisReady } from '../redis';
 
 export type FlagReason = 'points_rate' | 'rate_limited';
 
@@ -64,6 +64,7 @@ export function createCheatDetector(deps: {
   }
 
   function report(err: unknown): void {
+    markRedisFailure(redis);
     deps.metrics.redisErrors.inc();
     deps.logger.debug({ err: (err as Error).message }, 'cheat signal skipped');
   }
@@ -94,7 +95,8 @@ export function createCheatDetector(deps: {
       try {
         const bucket = Math.floor(Date.now() / 600_000);
         const hits = await redis.cheatHits(`${deps.prefix}rl-hits:${userId}:${bucket}`);
-        if (hits === deps.flagAfterLimited) await flag(userId, 'rate_limited', `${hits} rate-limited writes in 10 minutes`);
+        if (hits === deps.flagAfterLimited)
+          await flag(userId, 'rate_limited', `${hits} rate-limited writes in 10 minutes`);
       } catch (err) {
         report(err);
       }
@@ -107,7 +109,11 @@ export function createCheatDetector(deps: {
         detail: string;
         first_at: Date;
         last_at: Date;
-      }>(deps.db, 'SELECT user_id, reason, count, detail, first_at, last_at FROM cheat_flags ORDER BY last_at DESC LIMIT ?', [limit]);
+      }>(
+        deps.db,
+        'SELECT user_id, reason, count, detail, first_at, last_at FROM cheat_flags ORDER BY last_at DESC LIMIT ?',
+        [limit],
+      );
       return rows.map((r) => ({
         userId: r.user_id,
         reason: r.reason,

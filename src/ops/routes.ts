@@ -31,7 +31,11 @@ export function opsRoutes(deps: {
     }
     const mysql = await pingDatabase(deps.db, deps.timeoutMs);
     ctx.status = mysql ? 200 : 503;
-    ctx.body = { status: mysql ? (redis === 'up' ? 'ready' : 'degraded') : 'unavailable', mysql: mysql ? 'up' : 'down', redis };
+    ctx.body = {
+      status: mysql ? (redis === 'up' ? 'ready' : 'degraded') : 'unavailable',
+      mysql: mysql ? 'up' : 'down',
+      redis,
+    };
   });
   router.get('/metrics', async (ctx) => {
     deps.collect();

@@ -3,10 +3,9 @@ import ratelimit from 'koa-ratelimit';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { HttpError } from '../errors';
-import { redisReady } from '../redis';
+import { markRedisFailure, redisReady } from '../redis';
 
 const HEADERS = { remaining: 'RateLimit-Remaining', reset: 'RateLimit-Reset', total: 'RateLimit-Limit' };
-const DEGRADED_FOR_MS = 1000;
 
 export interface LimitOptions {
   name: string;
@@ -38,7 +37,6 @@ export function createLimiter(opts: LimitOptions): Middleware & { sweep(): void 
   const shared = opts.redis
     ? ratelimit({ ...common, driver: 'redis', db: opts.redis.client, namespace: opts.redis.namespace })
     : undefined;
-  let degradedUntil = 0;
 
   async function limit(ctx: Context, downstream: Next): Promise<void> {
     // koa-ratelimit sends the reset as an epoch time; the RateLimit-Reset header means seconds from now.
@@ -47,7 +45,7 @@ export function createLimiter(opts: LimitOptions): Middleware & { sweep(): void 
       if (reset > 1e9) ctx.set('RateLimit-Reset', String(Math.max(0, Math.ceil(reset - Date.now() / 1000))));
       return downstream();
     };
-    if (!shared || !opts.redis || Date.now() < degradedUntil || !redisReady(opts.redis.client)) {
+    if (!shared || !opts.redis || !redisReady(opts.redis.client)) {
       return inMemory(ctx, next);
     }
     let passed = false;
@@ -58,10 +56,12 @@ export function createLimiter(opts: LimitOptions): Middleware & { sweep(): void 
       });
     } catch (err) {
       if (passed || (err as { status?: number }).status === 429) throw err;
-      if (Date.now() >= degradedUntil) {
-        opts.logger.warn({ limit: opts.name, err: (err as Error).message }, 'rate limiter falling back to memory');
-      }
-      degradedUntil = Date.now() + DEGRADED_FOR_MS;
+      // Everyone skips Redis for a second after this (see redisReady), then tries it again.
+      opts.logger.warn(
+        { limit: opts.name, err: (err as Error).message },
+        'rate limiter falling back to memory',
+      );
+      markRedisFailure(opts.redis.client);
       return inMemory(ctx, next);
     }
   }

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { rawRows, type Db } from '../db';
-import { redisReady } from '../redis';
+import { markRedisFailure, redisReady } from '../redis';
 
 /** One user's state as MySQL committed it. `version` grows with every change of the user's scores row. */
 export interface MirrorEntry {
@@ -98,6 +98,10 @@ export function createMirror(deps: {
 
   async function apply(entries: MirrorEntry[]): Promise<boolean> {
     if (entries.length === 0) return true;
+    if (!redisReady(redis)) {
+      failures++; // the catch-up scan will copy these rows once Redis answers again
+      return false;
+    }
     try {
       const args = entries.flatMap((e) => [
         e.userId,
@@ -110,6 +114,7 @@ export function createMirror(deps: {
       return true;
     } catch (err) {
       failures++;
+      markRedisFailure(redis);
       logger.warn(
         { err: (err as Error).message, users: entries.length },
         'redis mirror write failed; catch-up will repair',
@@ -127,6 +132,7 @@ export function createMirror(deps: {
       for (const q of queries) args.push(q.userId, String(q.score));
       return (await redis.mirrorRanks(keys.zset, ...args)).map(Number);
     } catch {
+      markRedisFailure(redis);
       return null;
     }
   }
@@ -141,6 +147,7 @@ export function createMirror(deps: {
       if (!found || found[2] === null) return undefined;
       return { displayName: found[2], score: Number(found[0]), rank: Number(found[1]) + 1 };
     } catch {
+      markRedisFailure(redis);
       return undefined;
     }
   }

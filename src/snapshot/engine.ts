@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { rawRows, type Db } from '../db';
-import { redisReady } from '../redis';
+import { markRedisFailure, redisReady } from '../redis';
 import { etagFor } from './etag';
 
 export interface ScoreboardEntry {
@@ -147,6 +147,7 @@ export function createSnapshotEngine(deps: {
         String(next.readAtUs),
       );
     } catch (err) {
+      markRedisFailure(redis);
       logger.warn({ err: (err as Error).message }, 'could not share the snapshot through redis');
     }
   }

@@ -12,7 +12,13 @@ export function streamRoutes(router: Router, deps: { hub: StreamHub; retryAfterS
       );
     }
     if (!deps.hub.ipHasRoom(ctx.ip)) {
-      throw new HttpError(429, 'Too Many Requests', 'Too many open streams from this address.', {}, { 'Retry-After': String(deps.retryAfterS) });
+      throw new HttpError(
+        429,
+        'Too Many Requests',
+        'Too many open streams from this address.',
+        {},
+        { 'Retry-After': String(deps.retryAfterS) },
+      );
     }
     const { req, res } = ctx;
     req.socket.setTimeout(0);
