@@ -5,7 +5,14 @@ import { Redis } from 'ioredis';
 import { testDb } from './helpers/database';
 import { TEST_REDIS_URL, tokenFor, uniqueUser } from './helpers/env';
 import { startInstance, type Instance } from './helpers/instance';
-import { expectProblem, insertUser, mysqlEvents, mysqlRank, mysqlScore, mysqlUser } from './helpers/assertions';
+import {
+  expectProblem,
+  insertUser,
+  mysqlEvents,
+  mysqlRank,
+  mysqlScore,
+  mysqlUser,
+} from './helpers/assertions';
 
 const MAX = Number.MAX_SAFE_INTEGER;
 
@@ -71,7 +78,13 @@ describe('POST /scores/update', () => {
           expect(first.status, first.text).to.equal(201);
           expect(first.headers['content-type']).to.match(/^application\/json/);
           expect(first.headers['idempotent-replayed']).to.equal(undefined);
-          expect(Object.keys(first.body)).to.have.members(['userId', 'score', 'rank', 'scoreIncrement', 'eventId']);
+          expect(Object.keys(first.body)).to.have.members([
+            'userId',
+            'score',
+            'rank',
+            'scoreIncrement',
+            'eventId',
+          ]);
           expect(first.body).to.include({ userId: u, score: 7, scoreIncrement: 7 });
           expect(first.body.rank).to.equal(await mysqlRank(db, 7));
 
@@ -97,7 +110,11 @@ describe('POST /scores/update', () => {
           expect(await mysqlUser(db, u)).to.equal(undefined);
           const res = await post(tokenFor(u, { name: 'Ada Lovelace' }), { scoreIncrement: 1 });
           expect(res.status).to.equal(201);
-          expect(await mysqlUser(db, u)).to.include({ display_name: 'Ada Lovelace', role: 'player', status: 'active' });
+          expect(await mysqlUser(db, u)).to.include({
+            display_name: 'Ada Lovelace',
+            role: 'player',
+            status: 'active',
+          });
         });
 
         it('accepts the boundaries: 1 and MAX_SCORE_INCREMENT (1000)', async () => {
@@ -138,7 +155,10 @@ describe('POST /scores/update', () => {
           const viaBody = await post(tokenFor(u), { scoreIncrement: 4, actionId: 'hk-1' });
           expect(viaBody.status).to.equal(200);
           expect(viaBody.text).to.equal(first.text);
-          const both = await post(tokenFor(u), { scoreIncrement: 4, actionId: 'hk-1' }).set('Idempotency-Key', 'hk-1');
+          const both = await post(tokenFor(u), { scoreIncrement: 4, actionId: 'hk-1' }).set(
+            'Idempotency-Key',
+            'hk-1',
+          );
           expect(both.status).to.equal(200);
           expect(both.text).to.equal(first.text);
 
@@ -214,7 +234,7 @@ describe('POST /scores/update', () => {
           if (fields.length) {
             expect(res.body.errors, res.text).to.be.an('array');
             expect(res.body.errors.map((e: { field: string }) => e.field)).to.have.members(fields);
-            for (const e of res.body.errors) expect(e.message).to.be.a('string').that.is.not.empty;
+            for (const e of res.body.errors) expect(e.message).to.be.a('string').and.match(/\S/);
           }
           expect(await mysqlEvents(db, u)).to.have.length(0);
           expect(await mysqlScore(db, u)).to.equal(undefined);
@@ -222,7 +242,11 @@ describe('POST /scores/update', () => {
         };
 
         it('lists every invalid field at once', async () => {
-          await invalid({ scoreIncrement: 1.5, actionId: '', bonus: 3 }, ['scoreIncrement', 'actionId', 'bonus']);
+          await invalid({ scoreIncrement: 1.5, actionId: '', bonus: 3 }, [
+            'scoreIncrement',
+            'actionId',
+            'bonus',
+          ]);
         });
 
         it('refuses unknown fields', async () => {
@@ -261,7 +285,9 @@ describe('POST /scores/update', () => {
 
         it('accepts an actionId of exactly 128 visible characters', async () => {
           const u = uniqueUser();
-          expect((await post(tokenFor(u), { scoreIncrement: 1, actionId: '~'.repeat(128) })).status).to.equal(201);
+          expect((await post(tokenFor(u), { scoreIncrement: 1, actionId: '~'.repeat(128) })).status).to.equal(
+            201,
+          );
         });
 
         it('refuses a malformed userId', async () => {
@@ -273,7 +299,9 @@ describe('POST /scores/update', () => {
         });
 
         it('refuses an Idempotency-Key header that disagrees with actionId', async () => {
-          const res = await invalid({ scoreIncrement: 1, actionId: 'a-1' }, [], { headers: { 'Idempotency-Key': 'a-2' } });
+          const res = await invalid({ scoreIncrement: 1, actionId: 'a-1' }, [], {
+            headers: { 'Idempotency-Key': 'a-2' },
+          });
           expect(res.body.detail).to.match(/Idempotency-Key/);
         });
 
@@ -291,6 +319,15 @@ describe('POST /scores/update', () => {
           expectProblem(await send('"text"'), 400);
           expectProblem(await post(tokenFor(u)), 400);
           expect(await mysqlEvents(db, u)).to.have.length(0);
+        });
+
+        it('refuses an admin correction outside the safe integer range', async () => {
+          const target = uniqueUser();
+          await insertUser(db, target);
+          const res = await post(await newAdmin(), { userId: target, scoreIncrement: MAX + 1 });
+          expectProblem(res, 400);
+          expect(res.body.errors.map((e: { field: string }) => e.field)).to.deep.equal(['scoreIncrement']);
+          expect(await mysqlEvents(db, target)).to.have.length(0);
         });
 
         it('refuses a zero correction from an admin', async () => {
@@ -399,7 +436,12 @@ describe('POST /scores/update', () => {
           expect(JSON.parse(tooBig.text).requestId).to.be.a('string');
 
           // Chunked, with no Content-Length to trust: the limit is enforced while streaming.
-          const chunked = await rawPost(app.url, path, { ...headers, 'Transfer-Encoding': 'chunked' }, big + ' '.repeat(10_000));
+          const chunked = await rawPost(
+            app.url,
+            path,
+            { ...headers, 'Transfer-Encoding': 'chunked' },
+            big + ' '.repeat(10_000),
+          );
           expect(chunked.status).to.equal(413);
 
           expect(await mysqlScore(db, u)).to.equal('1');
@@ -408,7 +450,11 @@ describe('POST /scores/update', () => {
         it('refuses a body that is not JSON with 415', async () => {
           const u = uniqueUser();
           const body = '{"scoreIncrement": 1}';
-          for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=iso-8859-1']) {
+          for (const type of [
+            'text/plain',
+            'application/x-www-form-urlencoded',
+            'application/json; charset=iso-8859-1',
+          ]) {
             const res = await app.request
               .post(path)
               .set('Authorization', `Bearer ${tokenFor(u)}`)
@@ -416,14 +462,30 @@ describe('POST /scores/update', () => {
               .send(body);
             expectProblem(res, 415);
           }
+          const untyped = await rawPost(app.url, path, { Authorization: `Bearer ${tokenFor(u)}` }, body);
+          expect(untyped.status).to.equal(415);
+          expect(untyped.headers['content-type']).to.match(/^application\/problem\+json/);
           expect(await mysqlEvents(db, u)).to.have.length(0);
         });
+      });
+
+      it("answers with the caller's X-Request-Id when it is sane, and a fresh one otherwise", async () => {
+        const u = uniqueUser();
+        const traced = await post(tokenFor(u), { scoreIncrement: 0 }).set('X-Request-Id', 'trace-abc.123');
+        expectProblem(traced, 400);
+        expect(traced.body.requestId).to.equal('trace-abc.123');
+        const insane = await post(tokenFor(u), { scoreIncrement: 0 }).set(
+          'X-Request-Id',
+          'no spaces <allowed>',
+        );
+        expectProblem(insane, 400);
+        expect(insane.body.requestId).to.not.include('<');
       });
 
       it('answers other methods with 405 and an Allow header', async () => {
         const res = await app.request.get(path);
         expectProblem(res, 405);
-        expect(res.headers.allow).to.match(/POST/);
+        expect(res.headers.allow).to.equal('POST');
       });
     });
   }

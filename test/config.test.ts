@@ -1,0 +1,103 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { expect } from 'chai';
+import { ConfigError, loadConfig } from '../src/config';
+
+const SECRET_32 = 's'.repeat(32);
+
+/** loadConfig's error, or a failure when it did not throw. */
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env as NodeJS.ProcessEnv);
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+describe('configuration (loadConfig)', () => {
+  it('applies the documented defaults', () => {
+    const config = loadConfig({ JWT_SECRET: SECRET_32 } as NodeJS.ProcessEnv);
+    expect(config).to.include({
+      port: 3000,
+      databaseUrl: 'mysql://root@127.0.0.1:3306/scoreboard',
+      redisUrl: 'redis://127.0.0.1:6379/0',
+      redisPrefix: 'scoreboard:',
+      autoProvisionUsers: true,
+      maxScoreIncrement: 1000,
+    });
+    expect(config.jwt).to.include({ algorithm: 'HS256', key: SECRET_32, clockToleranceS: 30 });
+  });
+
+  it('reads the environment, converting types', () => {
+    const config = loadConfig({
+      JWT_SECRET: SECRET_32,
+      PORT: '8080',
+      AUTO_PROVISION_USERS: 'false',
+      MAX_SCORE_INCREMENT: '50',
+      JWT_ISSUER: 'https://issuer.test',
+      JWT_AUDIENCE: 'api',
+      JWT_CLOCK_TOLERANCE_S: '5',
+    } as NodeJS.ProcessEnv);
+    expect(config).to.include({ port: 8080, autoProvisionUsers: false, maxScoreIncrement: 50 });
+    expect(config.jwt).to.include({ issuer: 'https://issuer.test', audience: 'api', clockToleranceS: 5 });
+  });
+
+  it('fails with one message that names every problem', () => {
+    const err = configError({
+      PORT: 'not-a-port',
+      JWT_SECRET: 'short',
+      DATABASE_URL: 'postgres://elsewhere/db',
+      MAX_SCORE_INCREMENT: '0',
+    });
+    for (const name of ['PORT', 'JWT_SECRET', 'DATABASE_URL', 'MAX_SCORE_INCREMENT']) {
+      expect(err.message).to.include(`"${name}"`);
+    }
+    expect(err.message.split('\n').filter((l) => l.startsWith('  - '))).to.have.length(4);
+  });
+
+  it('refuses a JWT_SECRET shorter than 32 bytes, and accepts one of 32', () => {
+    expect(configError({ JWT_SECRET: 's'.repeat(31) }).message).to.match(/"JWT_SECRET".*32/);
+    expect(loadConfig({ JWT_SECRET: SECRET_32 } as NodeJS.ProcessEnv).jwt.key).to.equal(SECRET_32);
+  });
+
+  it('requires one of JWT_SECRET and JWT_PUBLIC_KEY', () => {
+    const message = configError({ PORT: '3000' }).message;
+    expect(message).to.include('JWT_SECRET').and.include('JWT_PUBLIC_KEY');
+  });
+
+  describe('with a public key', () => {
+    const { publicKey } = generateKeyPairSync('rsa', {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    });
+
+    it('defaults to RS256 and uses the key', () => {
+      const config = loadConfig({ JWT_PUBLIC_KEY: publicKey } as NodeJS.ProcessEnv);
+      expect(config.jwt).to.include({ algorithm: 'RS256', key: publicKey });
+    });
+
+    it('refuses both a secret and a public key', () => {
+      expect(configError({ JWT_SECRET: SECRET_32, JWT_PUBLIC_KEY: publicKey }).message).to.include(
+        'JWT_PUBLIC_KEY',
+      );
+    });
+
+    it('refuses an HMAC algorithm with only a public key, and a key that is not PEM', () => {
+      expect(configError({ JWT_PUBLIC_KEY: publicKey, JWT_ALGORITHM: 'HS256' }).message).to.include(
+        'JWT_SECRET',
+      );
+      expect(configError({ JWT_PUBLIC_KEY: 'not a key' }).message).to.include('JWT_PUBLIC_KEY');
+      expect(configError({ JWT_SECRET: SECRET_32, JWT_ALGORITHM: 'RS256' }).message).to.include(
+        'JWT_PUBLIC_KEY',
+      );
+    });
+
+    it('refuses an algorithm it does not support', () => {
+      expect(configError({ JWT_SECRET: SECRET_32, JWT_ALGORITHM: 'none' }).message).to.include(
+        'JWT_ALGORITHM',
+      );
+    });
+  });
+});
