@@ -490,3 +490,33 @@ describe('POST /scores/update', () => {
     });
   }
 });
+
+describe('bad input from a brand-new user', () => {
+  let app: Instance;
+  let db: Knex;
+  before(async () => {
+    app = await startInstance();
+    db = testDb();
+  });
+  after(async () => {
+    await app.close();
+    await db.destroy();
+  });
+
+  it('is refused before the user is provisioned, so nothing is written', async () => {
+    for (const body of [
+      { scoreIncrement: 'ten' },
+      { scoreIncrement: 1, role: 'admin' },
+      { scoreIncrement: 1.5 },
+      [],
+    ]) {
+      const user = uniqueUser('newbad');
+      const res = await app.request
+        .post('/api/v1/scores/update')
+        .set('Authorization', `Bearer ${tokenFor(user)}`)
+        .send(body);
+      expect(res.status, JSON.stringify(body)).to.equal(400);
+      expect(await mysqlUser(db, user), JSON.stringify(body)).to.equal(undefined);
+    }
+  });
+});

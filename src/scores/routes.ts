@@ -32,14 +32,18 @@ export function scoreWriteRoutes(
   };
 
   router.post('/scores/update', authenticate, deps.writeLimit, async (ctx) => {
-    const caller = await deps.loadCaller(ctx);
-    const body = validate(schemas[caller.role], await readJsonBody(ctx, deps.maxBodyBytes));
+    // Validate the shape before touching the database (malformed input never provisions a user), using the
+    // admins' rules, the wider ones; the caller's role from the database then narrows them for players.
+    const raw = await readJsonBody(ctx, deps.maxBodyBytes);
+    let body = validate(schemas.admin, raw);
     const headerKey = ctx.get('idempotency-key') || undefined;
     if (headerKey !== undefined)
       validate(ACTION_ID.label('Idempotency-Key'), headerKey, 'Idempotency-Key header');
     if (headerKey !== undefined && body.actionId !== undefined && headerKey !== body.actionId) {
       throw badRequest('The Idempotency-Key header and the actionId field disagree.');
     }
+    const caller = await deps.loadCaller(ctx);
+    if (caller.role === 'player') body = validate(schemas.player, raw);
     const userId = body.userId ?? caller.id;
     if (userId !== caller.id && caller.role !== 'admin')
       throw forbidden('Players may only add to their own score.');
