@@ -1,0 +1,372 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect } from 'chai';
+import { parse, parseAllDocuments } from 'yaml';
+import { configKeys, loadConfig } from '../src/config';
+
+/**
+ * No container engine runs in CI, so the deployment files are checked for what can be checked without one:
+ * they parse, they give the service only variables its configuration schema knows (and valid values), the
+ * image runs as a non-root user with a health check, and Kubernetes waits longer than the service's own
+ * shutdown timeout and probes the right endpoints.
+ */
+const root = path.resolve(__dirname, '..');
+const read = (file: string) => fs.readFileSync(path.join(root, file), 'utf8');
+const KNOWN = new Set(configKeys());
+const DUMMY_SECRET = 'x'.repeat(48);
+
+type Env = Record<string, string>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Doc = any;
+
+/** Compose's interpolation, enough to validate values: defaults taken, required values given a dummy. */
+function interpolate(value: string): string {
+  return value
+    .replace(/\$\{(\w+)(?::?-([^}]*))?\}/g, (_m, _name: string, dflt?: string) => dflt ?? '')
+    .replace(/\$\{(\w+):?\?[^}]*\}/g, (_m, name: string) => (name === 'JWT_SECRET' ? DUMMY_SECRET : 'dummy'))
+    .replace(/\$\$/g, '$');
+}
+
+function composeEnv(service: Doc): Env {
+  const env = service.environment ?? {};
+  const entries: Array<[string, unknown]> = Array.isArray(env)
+    ? env.map((e: string) => {
+        const i = e.indexOf('=');
+        return i < 0 ? [e, ''] : [e.slice(0, i), e.slice(i + 1)];
+      })
+    : Object.entries(env);
+  return Object.fromEntries(entries.map(([k, v]) => [k, interpolate(String(v ?? ''))]));
+}
+
+/** A compose duration such as "20s", "1m30s" or "500ms", in milliseconds. */
+function durationMs(value: string): number {
+  let ms = 0;
+  for (const [, n, unit] of value.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) {
+    ms += Number(n) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit as 'ms' | 's' | 'm' | 'h'];
+  }
+  return ms;
+}
+
+/** The source file a `node dist/...js` command runs, which must exist. */
+function sourceOf(distPath: string): string {
+  return path.join(root, distPath.replace(/^dist\//, '').replace(/\.js$/, '.ts'));
+}
+
+function expectKnownKeys(keys: string[], where: string): void {
+  const unknown = keys.filter((k) => !KNOWN.has(k));
+  expect(unknown, `${where} sets variables the config schema does not know`).to.deep.equal([]);
+  expect(keys, `${where} must not hold the signing key`).not.to.include('JWT_PRIVATE_KEY');
+}
+
+describe('deployment files', () => {
+  it('configKeys() lists the schema, including the JWT settings', () => {
+    expect(configKeys()).to.include.members([
+      'DATABASE_URL',
+      'REDIS_URL',
+      'JWT_SECRET',
+      'SHUTDOWN_TIMEOUT_MS',
+    ]);
+    expect(configKeys()).not.to.include('JWT_PRIVATE_KEY');
+  });
+
+  it('no deployment file mentions JWT_PRIVATE_KEY (the service never holds a signing key)', () => {
+    const files = ['Dockerfile', 'docker-compose.yml', 'deploy/nginx.conf', ...k8sFiles()];
+    for (const file of files) expect(read(file), file).not.to.include('JWT_PRIVATE_KEY');
+  });
+
+  describe('Dockerfile', () => {
+    const lines = read('Dockerfile')
+      .replace(/\\\n/g, ' ')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
+    const stages = lines.reduce<string[][]>((acc, l) => {
+      if (/^FROM\s/i.test(l)) acc.push([]);
+      acc[acc.length - 1]?.push(l);
+      return acc;
+    }, []);
+    const runtime = stages[stages.length - 1];
+    const instr = (name: string) => runtime.filter((l) => l.toUpperCase().startsWith(`${name} `));
+
+    it('is multi-stage, with a slim Node 20 runtime holding production dependencies only', () => {
+      expect(stages.length).to.be.greaterThan(1);
+      expect(runtime[0]).to.match(/^FROM node:20-bookworm-slim/);
+      expect(
+        runtime.some((l) => /npm ci\b.*--omit=dev/.test(l)),
+        'npm ci --omit=dev',
+      ).to.equal(true);
+      expect(stages[0].some((l) => /npm run build/.test(l))).to.equal(true);
+    });
+
+    it('runs as a non-root user', () => {
+      const users = instr('USER');
+      expect(users, 'USER in the final stage').to.have.length.greaterThan(0);
+      const user = users[users.length - 1].split(/\s+/)[1].split(':')[0];
+      expect(['root', '0']).not.to.include(user);
+      const cmdIndex = runtime.findIndex((l) => /^CMD\s/i.test(l));
+      expect(runtime.indexOf(users[users.length - 1])).to.be.lessThan(cmdIndex);
+    });
+
+    it('has a HEALTHCHECK against /healthz that needs no curl', () => {
+      const [check] = instr('HEALTHCHECK');
+      expect(check, 'HEALTHCHECK').to.be.a('string');
+      expect(check).to.include('/healthz');
+      expect(check).to.match(/CMD \[\s*"node"/);
+    });
+
+    it('exposes the port and starts the built server, whose source exists', () => {
+      expect(instr('EXPOSE').join(' ')).to.match(/\b3000\b/);
+      const [cmd] = instr('CMD');
+      expect(JSON.parse(cmd.slice(4))).to.deep.equal(['node', 'dist/src/server.js']);
+      expect(fs.existsSync(sourceOf('dist/src/server.js'))).to.equal(true);
+      expect(fs.existsSync(sourceOf('dist/src/cli/db.js'))).to.equal(true);
+    });
+
+    it('copies into the runtime stage only things the build stage has', () => {
+      const copies = instr('COPY').filter((l) => l.includes('--from=build'));
+      expect(copies.length).to.be.greaterThan(0);
+      for (const copy of copies) {
+        const [from] = copy.replace(/^COPY\s+--from=build\s+/i, '').split(/\s+/);
+        const inRepo = from.replace(/^\/app\//, '');
+        const source = inRepo.startsWith('dist/')
+          ? path.join(root, inRepo.replace(/^dist\//, '')).replace(/\.js$/, '.ts')
+          : path.join(root, inRepo);
+        expect(fs.existsSync(source), `${copy}: ${path.relative(root, source)} exists`).to.equal(true);
+      }
+    });
+
+    it('.dockerignore keeps node_modules, dist and git out of the build context', () => {
+      const ignored = read('.dockerignore').split('\n');
+      expect(ignored).to.include.members(['node_modules', 'dist', '.git']);
+    });
+  });
+
+  describe('docker-compose.yml', () => {
+    const compose: Doc = parse(read('docker-compose.yml'), { merge: true });
+    const services: Record<string, Doc> = compose.services;
+    const ours = Object.entries(services).filter(([, s]) => s.build || /scoreboard/.test(s.image ?? ''));
+
+    it('has MySQL 8 with a health check, Redis 7, migrate, app1, app2 and nginx', () => {
+      expect(services).to.include.keys('mysql', 'redis', 'migrate', 'app1', 'app2', 'nginx');
+      expect(services.mysql.image).to.match(/^mysql:8/);
+      expect(services.mysql.healthcheck?.test).to.be.an('array');
+      expect(services.redis.image).to.match(/^redis:7/);
+      expect(ours.map(([name]) => name)).to.have.members(['migrate', 'app1', 'app2']);
+    });
+
+    it('gives the service only variables the config schema knows', () => {
+      for (const [name, service] of ours) {
+        expect(service.env_file, `${name}: env_file cannot be checked`).to.equal(undefined);
+        expectKnownKeys(Object.keys(composeEnv(service)), `compose service ${name}`);
+      }
+    });
+
+    it('gives the app instances a configuration the schema accepts', () => {
+      for (const name of ['app1', 'app2']) {
+        const config = loadConfig(composeEnv(services[name]));
+        expect(config.nodeEnv).to.equal('production');
+        expect(config.port).to.equal(3000);
+      }
+    });
+
+    it('runs migrations once before the instances start, from the same image', () => {
+      const migrate = services.migrate;
+      expect(migrate.command.slice(0, 2)).to.deep.equal(['node', 'dist/src/cli/db.js']);
+      expect(['migrate', 'setup']).to.include(migrate.command[2]);
+      expect(fs.existsSync(sourceOf(migrate.command[1]))).to.equal(true);
+      for (const name of ['app1', 'app2']) {
+        expect(services[name].image).to.equal(migrate.image);
+        expect(services[name].depends_on.migrate.condition).to.equal('service_completed_successfully');
+      }
+    });
+
+    it('lets an instance stop for longer than its own shutdown timeout', () => {
+      for (const name of ['app1', 'app2']) {
+        const { shutdownTimeoutMs } = loadConfig(composeEnv(services[name]));
+        expect(durationMs(services[name].stop_grace_period ?? '10s')).to.be.greaterThan(shutdownTimeoutMs);
+      }
+    });
+
+    it('puts nginx in front of both instances, configured for Server-Sent Events', () => {
+      const mount = (services.nginx.volumes as string[]).find((v) => v.includes('nginx.conf'));
+      expect(mount).to.match(/^\.\/deploy\/nginx\.conf:/);
+      const conf = read('deploy/nginx.conf');
+      expect(conf)
+        .to.match(/server app1:3000/)
+        .and.to.match(/server app2:3000/);
+      const sse = /location ~ (\S+) \{([^}]*)\}/.exec(conf);
+      expect(sse, 'a regex location for the streams').to.not.equal(null);
+      const pattern = new RegExp(sse![1]);
+      expect(pattern.test('/api/v1/scores/stream') && pattern.test('/api/scores/stream')).to.equal(true);
+      for (const directive of [
+        'proxy_buffering off;',
+        'proxy_cache off;',
+        'proxy_http_version 1.1;',
+        "proxy_set_header Connection '';",
+        'chunked_transfer_encoding on;',
+        'proxy_set_header X-Forwarded-For',
+        'proxy_set_header X-Request-Id',
+      ]) {
+        expect(sse![2], directive).to.include(directive);
+      }
+      expect(sse![2]).to.match(/proxy_read_timeout (\d+h|\d{3,}s?);/);
+    });
+  });
+
+  describe('deploy/k8s', () => {
+    const docs: Doc[] = k8sFiles().flatMap((file) =>
+      parseAllDocuments(read(file)).map((d) => {
+        expect(d.errors, file).to.deep.equal([]);
+        return d.toJS();
+      }),
+    );
+    const byKind = (kind: string): Doc[] => docs.filter((d) => d?.kind === kind);
+    const configMaps = new Map<string, Env>(byKind('ConfigMap').map((d) => [d.metadata.name, d.data ?? {}]));
+    const secrets = new Map<string, Env>(
+      byKind('Secret').map((d) => [
+        d.metadata.name,
+        {
+          ...d.stringData,
+          ...Object.fromEntries(
+            Object.entries(d.data ?? {}).map(([k, v]) => [k, Buffer.from(String(v), 'base64').toString()]),
+          ),
+        },
+      ]),
+    );
+    const workloads = docs.filter((d) => d?.spec?.template?.spec?.containers);
+    const [deployment] = byKind('Deployment');
+    const container = deployment?.spec.template.spec.containers[0];
+
+    /** The environment a container gets: envFrom sources, then env entries. */
+    function containerEnv(c: Doc): Env {
+      const env: Env = {};
+      for (const from of c.envFrom ?? []) {
+        const source = from.configMapRef
+          ? configMaps.get(from.configMapRef.name)
+          : secrets.get(from.secretRef?.name);
+        expect(source, `envFrom ${JSON.stringify(from)} names a ConfigMap or Secret in deploy/k8s`).to.be.an(
+          'object',
+        );
+        Object.assign(env, source);
+      }
+      for (const e of c.env ?? []) {
+        const ref = e.valueFrom?.secretKeyRef ?? e.valueFrom?.configMapKeyRef;
+        if (ref) {
+          const source = e.valueFrom.secretKeyRef ? secrets.get(ref.name) : configMaps.get(ref.name);
+          expect(source?.[ref.key], `${e.name} from ${ref.name}/${ref.key}`).to.be.a('string');
+          env[e.name] = source![ref.key];
+        } else {
+          env[e.name] = String(e.value ?? '');
+        }
+      }
+      return env;
+    }
+
+    it('has every kind of manifest', () => {
+      const kinds = docs.map((d) => d.kind);
+      expect(kinds).to.include.members([
+        'Deployment',
+        'Service',
+        'HorizontalPodAutoscaler',
+        'PodDisruptionBudget',
+        'Job',
+        'ConfigMap',
+        'Secret',
+      ]);
+    });
+
+    it('ConfigMaps and Secrets hold only variables the config schema knows', () => {
+      for (const [name, data] of [...configMaps, ...secrets]) expectKnownKeys(Object.keys(data), name);
+    });
+
+    it('every container gets only variables the config schema knows', () => {
+      expect(workloads.length).to.be.greaterThan(1);
+      for (const w of workloads) {
+        for (const c of w.spec.template.spec.containers) {
+          expectKnownKeys(Object.keys(containerEnv(c)), `${w.kind} ${w.metadata.name}/${c.name}`);
+          expectKnownKeys(
+            (c.env ?? []).map((e: Doc) => e.name),
+            `${w.kind} ${w.metadata.name}/${c.name} env`,
+          );
+        }
+      }
+    });
+
+    it("the Deployment's settings pass the schema (with a real secret in place of the placeholder)", () => {
+      const config = loadConfig({ ...containerEnv(container), JWT_SECRET: DUMMY_SECRET });
+      expect(config.nodeEnv).to.equal('production');
+      const port = container.ports.find((p: Doc) => p.name === 'http');
+      expect(port.containerPort).to.equal(config.port);
+    });
+
+    it('probes /readyz for readiness and /healthz for liveness', () => {
+      expect(container.readinessProbe.httpGet.path).to.equal('/readyz');
+      expect(container.livenessProbe.httpGet.path).to.equal('/healthz');
+      for (const probe of [container.readinessProbe, container.livenessProbe]) {
+        const port = probe.httpGet.port;
+        expect(
+          container.ports.some((p: Doc) => p.name === port || p.containerPort === port),
+          `probe port ${port}`,
+        ).to.equal(true);
+      }
+    });
+
+    it('waits longer than the preStop pause plus SHUTDOWN_TIMEOUT_MS before killing a pod', () => {
+      const { shutdownTimeoutMs } = loadConfig({ ...containerEnv(container), JWT_SECRET: DUMMY_SECRET });
+      const preStop: string[] = container.lifecycle?.preStop?.exec?.command ?? [];
+      const pauseS =
+        preStop[0] === 'sleep' ? Number(preStop[1]) : (container.lifecycle?.preStop?.sleep?.seconds ?? 0);
+      const graceS = deployment.spec.template.spec.terminationGracePeriodSeconds ?? 30;
+      expect(graceS * 1000).to.be.greaterThan(pauseS * 1000 + shutdownTimeoutMs);
+    });
+
+    it('runs every pod as non-root, with resources set', () => {
+      for (const w of workloads) {
+        const pod = w.spec.template.spec;
+        expect(pod.securityContext?.runAsNonRoot, `${w.kind} runAsNonRoot`).to.equal(true);
+        expect(pod.securityContext?.runAsUser, `${w.kind} runAsUser`).to.be.greaterThan(0);
+        for (const c of pod.containers) {
+          expect(c.securityContext?.allowPrivilegeEscalation, `${c.name} allowPrivilegeEscalation`).to.equal(
+            false,
+          );
+          expect(c.resources?.requests, `${c.name} resource requests`).to.include.keys('cpu', 'memory');
+          expect(c.resources?.limits, `${c.name} resource limits`).to.include.keys('memory');
+        }
+      }
+    });
+
+    it("the migration Job runs the image's migrate command, whose source exists", () => {
+      const [job] = byKind('Job');
+      const [c] = job.spec.template.spec.containers;
+      expect(c.command).to.deep.equal(['node', 'dist/src/cli/db.js', 'migrate']);
+      expect(c.image).to.equal(container.image);
+      expect(fs.existsSync(sourceOf(c.command[1]))).to.equal(true);
+      expect(job.spec.template.metadata.labels).not.to.deep.include(deployment.spec.selector.matchLabels);
+    });
+
+    it('the Service, HPA and PDB point at the Deployment and its pods', () => {
+      const labels = deployment.spec.template.metadata.labels;
+      const [service] = byKind('Service');
+      const [hpa] = byKind('HorizontalPodAutoscaler');
+      const [pdb] = byKind('PodDisruptionBudget');
+      expect(labels).to.deep.include(service.spec.selector);
+      expect(labels).to.deep.include(pdb.spec.selector.matchLabels);
+      expect(hpa.spec.scaleTargetRef).to.include({ kind: 'Deployment', name: deployment.metadata.name });
+      expect(hpa.spec.minReplicas).to.be.greaterThan(1);
+      expect(deployment.spec.replicas, 'the HPA owns the replica count').to.equal(undefined);
+      const targetPort = service.spec.ports[0].targetPort;
+      expect(
+        container.ports.some((p: Doc) => p.name === targetPort || p.containerPort === targetPort),
+      ).to.equal(true);
+    });
+  });
+});
+
+function k8sFiles(): string[] {
+  const dir = path.join(root, 'deploy/k8s');
+  return fs
+    .readdirSync(dir)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .sort()
+    .map((f) => path.join('deploy/k8s', f));
+}
