@@ -18,6 +18,7 @@ import type { Services } from './services';
 import { snapshotRoutes } from './snapshot/routes';
 import { streamRoutes } from './stream/routes';
 import { userRoutes } from './users/routes';
+import { webRoutes } from './web/routes';
 
 export type AppDeps = Omit<Services, 'start' | 'stop'> & {
   config: Config;
@@ -93,6 +94,9 @@ export function createApp(deps: AppDeps): Koa {
     collect: deps.collect,
   });
   app.use(ops.routes()).use(ops.allowedMethods({ throw: true }));
+  const web = new Router(); // the live page, its assets, /openapi.json and /docs
+  webRoutes(web, { config });
+  app.use(web.routes()).use(web.allowedMethods({ throw: true }));
   app.use((ctx, next) =>
     (ctx.method === 'GET' || ctx.method === 'HEAD') && ctx.path.startsWith('/api')
       ? readLimit(ctx, next)
@@ -146,4 +150,18 @@ function corsFor(origins: string[]) {
     allowMethods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
     maxAge: 600,
   });
+}
+
+/**
+ * Every method and path the app's routers answer (HEAD included where GET implies it), read from the
+ * @koa/router dispatchers mounted on `app`. test/openapi.test.ts holds the OpenAPI document against it.
+ */
+export function listRoutes(app: Koa): Array<{ method: string; path: string }> {
+  const routes: Array<{ method: string; path: string }> = [];
+  for (const middleware of app.middleware as Array<{ router?: Router }>) {
+    for (const layer of middleware.router?.stack ?? []) {
+      for (const method of layer.methods) routes.push({ method, path: String(layer.path) });
+    }
+  }
+  return routes;
 }

@@ -1,0 +1,322 @@
+// The live scoreboard: streams the top N with EventSource and falls back to polling when the stream fails or
+// is refused, then tries the stream again with backoff. Same origin, no configuration, no dependencies.
+'use strict';
+
+(() => {
+  const TOP_URL = '/api/v1/scores/top';
+  const STREAM_URL = '/api/v1/scores/stream';
+  const DEFAULT_POLL_S = 5; // until the server's X-Poll-Interval says otherwise
+  const STREAM_RETRY_MIN_MS = 2000;
+  const STREAM_RETRY_MAX_MS = 60000;
+  const POLL_RETRY_MAX_MS = 60000;
+  const ANNOUNCE_EVERY_MS = 8000; // screen readers get a summary at most this often
+
+  const el = {
+    board: document.getElementById('board'),
+    rows: document.getElementById('rows'),
+    empty: document.getElementById('empty'),
+    updated: document.getElementById('updated'),
+    announcer: document.getElementById('announcer'),
+    connection: document.getElementById('connection'),
+    connectionText: document.getElementById('connection-text'),
+  };
+  const numbers = new Intl.NumberFormat();
+  const reducedMotion = window.matchMedia('(prefers-reduced-motion: reduce)');
+
+  // ---- rendering ---------------------------------------------------------------------------------------
+
+  let version = null; // the ETag of what is on screen (the stream's event id is the same value)
+  let shown = new Map(); // userId -> { rank, score, displayName } currently on screen
+
+  /** Applies a /top body (from a poll or a stream event) unless it is the version already shown. */
+  function apply(body, etag) {
+    if (etag && etag === version) return;
+    let entries;
+    try {
+      entries = JSON.parse(body);
+    } catch {
+      return; // a damaged payload must not break the page; the next one repairs it
+    }
+    if (!Array.isArray(entries)) return;
+    version = etag || null;
+    el.board.dataset.version = version || '';
+    render(entries);
+  }
+
+  function render(entries) {
+    const before = new Map();
+    const rowsById = new Map();
+    for (const tr of el.rows.rows) {
+      before.set(tr.dataset.userId, tr.getBoundingClientRect().top);
+      rowsById.set(tr.dataset.userId, tr);
+    }
+    const next = new Map();
+    const changes = [];
+    for (const entry of entries) {
+      const previous = shown.get(entry.userId);
+      let tr = rowsById.get(entry.userId);
+      if (tr) rowsById.delete(entry.userId);
+      else tr = createRow(entry.userId);
+      updateRow(tr, entry, previous);
+      el.rows.appendChild(tr); // moves existing rows into the new order
+      next.set(entry.userId, entry);
+      changes.push({ entry, previous });
+    }
+    for (const tr of rowsById.values()) tr.remove(); // left the top N
+    shown = next;
+    el.empty.hidden = entries.length > 0;
+    el.updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+    animateMoves(before);
+    announce(changes);
+  }
+
+  function createRow(userId) {
+    const tr = document.createElement('tr');
+    tr.dataset.userId = userId;
+    const rank = document.createElement('td');
+    rank.className = 'rank';
+    const rankText = document.createElement('span');
+    rankText.className = 'rank-value';
+    const move = document.createElement('span');
+    move.className = 'move';
+    move.setAttribute('aria-hidden', 'true');
+    rank.append(rankText, move);
+    const name = document.createElement('th');
+    name.scope = 'row';
+    const score = document.createElement('td');
+    score.className = 'score';
+    const delta = document.createElement('span');
+    delta.className = 'delta';
+    delta.setAttribute('aria-hidden', 'true');
+    const points = document.createElement('span');
+    points.className = 'points';
+    score.append(delta, points);
+    tr.append(rank, name, score);
+    return tr;
+  }
+
+  // Names arrive from users: they are only ever set as text, never parsed as HTML.
+  function updateRow(tr, entry, previous) {
+    const [rankCell, nameCell, scoreCell] = tr.cells;
+    tr.dataset.rank = String(entry.rank);
+    rankCell.firstChild.textContent = String(entry.rank);
+    nameCell.textContent = entry.displayName;
+    nameCell.title = entry.displayName; // the full name when an ellipsis cuts it
+    const points = scoreCell.lastChild;
+    points.textContent = numbers.format(entry.score);
+    if (!previous) return;
+    if (entry.rank !== previous.rank) {
+      const up = entry.rank < previous.rank;
+      flash(rankCell.lastChild, up ? 'up' : 'down', up ? '▲' : '▼');
+    }
+    if (entry.score !== previous.score) {
+      const diff = entry.score - previous.score;
+      flash(scoreCell.firstChild, 'show', `${diff > 0 ? '+' : '−'}${numbers.format(Math.abs(diff))}`);
+      flash(points, 'bump');
+    }
+  }
+
+  /** Restarts a CSS animation class (and clears it afterwards, for reduced motion). */
+  function flash(node, cls, text) {
+    if (text !== undefined) node.textContent = text;
+    node.classList.remove('up', 'down', 'show', 'bump');
+    void node.offsetWidth; // reflow, so removing and adding the class restarts the animation
+    node.classList.add(cls);
+    clearTimeout(node.clearTimer);
+    node.clearTimer = setTimeout(() => node.classList.remove(cls), 3000);
+  }
+
+  /** FLIP: rows start where they were and glide to their new place. */
+  function animateMoves(before) {
+    if (reducedMotion.matches || typeof Element.prototype.animate !== 'function') return;
+    for (const tr of el.rows.rows) {
+      const oldTop = before.get(tr.dataset.userId);
+      if (oldTop === undefined) {
+        tr.animate([{ opacity: 0 }, { opacity: 1 }], { duration: 400, easing: 'ease-out' });
+        continue;
+      }
+      const dy = oldTop - tr.getBoundingClientRect().top;
+      if (Math.abs(dy) < 1) continue;
+      tr.animate([{ transform: `translateY(${dy}px)` }, { transform: 'none' }], {
+        duration: 550,
+        easing: 'cubic-bezier(.2,.8,.2,1)',
+      });
+    }
+  }
+
+  let lastAnnounced = 0;
+  let pendingAnnouncement = null;
+  let announceTimer = null;
+
+  /** A short, throttled summary for screen readers: a new leader matters most, then rank moves. */
+  function announce(changes) {
+    if (!changes.length) return;
+    const leader = changes[0];
+    let message;
+    if (!leader.previous || leader.previous.rank !== 1) {
+      message = `${leader.entry.displayName} leads with ${numbers.format(leader.entry.score)} points.`;
+    } else {
+      const mover = changes.find((c) => c.previous && c.entry.rank < c.previous.rank);
+      if (mover) message = `${mover.entry.displayName} moved up to rank ${mover.entry.rank}.`;
+    }
+    if (!message) return;
+    pendingAnnouncement = message;
+    const wait = lastAnnounced + ANNOUNCE_EVERY_MS - Date.now();
+    if (announceTimer) return;
+    announceTimer = setTimeout(
+      () => {
+        announceTimer = null;
+        lastAnnounced = Date.now();
+        el.announcer.textContent = pendingAnnouncement;
+      },
+      Math.max(0, wait),
+    );
+  }
+
+  // ---- connection state --------------------------------------------------------------------------------
+
+  let state = 'connecting';
+  let pollIntervalMs = DEFAULT_POLL_S * 1000;
+
+  function setState(next) {
+    const labels = {
+      connecting: 'Connecting…',
+      live: 'Live',
+      polling: `Polling every ${Math.round(pollIntervalMs / 1000)} s`,
+      reconnecting: 'Reconnecting…',
+      offline: 'Offline',
+    };
+    const titles = {
+      live: 'Updates arrive the moment scores change.',
+      polling: 'Live updates are unavailable; checking for changes regularly.',
+      reconnecting: 'The connection dropped; trying again.',
+      offline: 'No connection; showing the last scores received.',
+    };
+    const text = labels[next];
+    if (next === state && el.connectionText.textContent === text) return; // no repeated announcements
+    state = next;
+    el.connection.dataset.state = next;
+    el.connectionText.textContent = text;
+    el.connection.title = titles[next] || '';
+  }
+
+  const jitter = (ms) => Math.round(ms * (0.75 + Math.random() * 0.5));
+
+  // ---- streaming ---------------------------------------------------------------------------------------
+
+  let source = null;
+  let streamFailures = 0; // consecutive failed attempts, for the backoff
+  let streamRetryTimer = null;
+
+  function openStream() {
+    clearTimeout(streamRetryTimer);
+    streamRetryTimer = null;
+    if (source || typeof window.EventSource !== 'function') return;
+    const es = new EventSource(STREAM_URL);
+    let errorsSinceOpen = 0;
+    source = es;
+    es.addEventListener('open', () => {
+      errorsSinceOpen = 0;
+      streamFailures = 0;
+      stopPolling();
+      setState('live');
+    });
+    es.addEventListener('scoreboard', (event) => {
+      if (source !== es) return;
+      apply(event.data, event.lastEventId);
+    });
+    es.addEventListener('error', () => {
+      if (source !== es) return;
+      // CLOSED: the browser gave up (refused, e.g. 503 at the stream limit, or not an event stream).
+      // CONNECTING: the stream dropped and the browser retries after the server's retry hint; a second
+      // error before it reopens means the server is not coming back at once, so poll meanwhile.
+      errorsSinceOpen++;
+      if (es.readyState === EventSource.CLOSED || errorsSinceOpen > 1) fallBack();
+      else setState(navigator.onLine === false ? 'offline' : 'reconnecting');
+    });
+  }
+
+  /** Closes the stream, polls instead, and schedules another stream attempt with exponential backoff. */
+  function fallBack() {
+    if (source) source.close();
+    source = null;
+    streamFailures++;
+    const delay = Math.min(STREAM_RETRY_MAX_MS, STREAM_RETRY_MIN_MS * 2 ** (streamFailures - 1));
+    clearTimeout(streamRetryTimer);
+    streamRetryTimer = setTimeout(openStream, jitter(delay));
+    startPolling();
+  }
+
+  // ---- polling -----------------------------------------------------------------------------------------
+
+  let polling = false;
+  let pollTimer = null;
+  let pollAbort = null;
+  let pollFailures = 0;
+
+  function startPolling() {
+    if (polling) return;
+    polling = true;
+    if (state !== 'offline') setState('reconnecting');
+    poll();
+  }
+
+  function stopPolling() {
+    polling = false;
+    clearTimeout(pollTimer);
+    pollTimer = null;
+    if (pollAbort) pollAbort.abort(); // a late poll answer must not overwrite a newer streamed version
+    pollAbort = null;
+  }
+
+  async function poll() {
+    pollTimer = null;
+    if (!polling) return;
+    if (document.hidden) return; // resumed by visibilitychange: hidden tabs cost the server nothing
+    const abort = new AbortController();
+    pollAbort = abort;
+    let delay;
+    try {
+      const headers = version ? { 'If-None-Match': version } : {};
+      const res = await fetch(TOP_URL, { headers, cache: 'no-store', signal: abort.signal });
+      const hinted = Number(res.headers.get('X-Poll-Interval'));
+      if (hinted > 0) pollIntervalMs = hinted * 1000;
+      if (res.status === 200) apply(await res.text(), res.headers.get('ETag'));
+      else if (res.status !== 304) throw Object.assign(new Error(`HTTP ${res.status}`), { response: res });
+      pollFailures = 0;
+      delay = pollIntervalMs;
+      if (polling) setState('polling');
+    } catch (err) {
+      if (abort.signal.aborted) return;
+      pollFailures++;
+      const retryAfter = err.response ? Number(err.response.headers.get('Retry-After')) : NaN;
+      delay =
+        retryAfter > 0
+          ? retryAfter * 1000
+          : Math.min(POLL_RETRY_MAX_MS, pollIntervalMs * 2 ** Math.min(pollFailures - 1, 4));
+      if (polling) setState(navigator.onLine === false || pollFailures > 2 ? 'offline' : 'reconnecting');
+    } finally {
+      if (pollAbort === abort) pollAbort = null;
+    }
+    if (polling) pollTimer = setTimeout(poll, jitter(delay));
+  }
+
+  // ---- page lifecycle ----------------------------------------------------------------------------------
+
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden && polling && !pollTimer && !pollAbort) poll();
+  });
+  window.addEventListener('offline', () => setState('offline'));
+  window.addEventListener('online', () => {
+    // Back online: try the stream at once rather than waiting out the backoff.
+    streamFailures = 0;
+    if (!source) openStream();
+    if (polling) {
+      clearTimeout(pollTimer);
+      poll();
+    }
+  });
+
+  if (typeof window.EventSource === 'function') openStream();
+  else startPolling();
+})();
