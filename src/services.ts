@@ -75,7 +75,12 @@ export function createServices(
   });
   const hub = createStreamHub({ snapshot, options: config.sse, logger });
   const verifyToken = createTokenVerifier(config.jwt);
-  const loadCaller = createCallerLoader({ db, verifyToken, autoProvision: config.autoProvisionUsers });
+  const loadCaller = createCallerLoader({
+    db,
+    verifyToken,
+    autoProvision: config.autoProvisionUsers,
+    cacheTtlMs: config.authCacheTtlMs,
+  });
   let shuttingDown = false;
 
   return {

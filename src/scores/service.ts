@@ -27,10 +27,11 @@ export function createScoreService(deps: {
   /** Test hook: runs after commit, before the Redis mirror (fault tests kill the process here). */
   afterCommit?: () => Promise<void> | void;
 }) {
-  async function runBatch(requests: DeltaRequest[]): Promise<DeltaOutcome[]> {
+  async function runBatch(requests: DeltaRequest[], release: () => void): Promise<DeltaOutcome[]> {
     let result;
     try {
       result = await applyBatch(deps.db, requests, deps.mirror.ranks);
+      release(); // committed: the next batch may start while this one is mirrored and answered
     } catch (err) {
       // One request that breaks the SQL must not fail its neighbours: retry each on its own.
       if (requests.length > 1 && !isDatabaseUnavailable(err)) {
@@ -38,7 +39,7 @@ export function createScoreService(deps: {
           { err: (err as Error).message, size: requests.length },
           'batch failed; retrying one by one',
         );
-        return Promise.all(requests.map(async (r) => (await runBatch([r]))[0]));
+        return Promise.all(requests.map(async (r) => (await runBatch([r], () => {}))[0]));
       }
       throw err;
     }

@@ -1,5 +1,4 @@
-import type { Knex } from 'knex';
-import { rawRows, type Db } from '../db';
+import type { Db } from '../db';
 import { forbidden, notFound, unprocessable, type HttpError } from '../errors';
 import type { MirrorEntry, RankQuery } from './mirror';
 
@@ -43,12 +42,76 @@ export async function applyBatch(
 ): Promise<{ outcomes: DeltaOutcome[]; mirror: MirrorEntry[] }> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await db.transaction((trx) => applyInTransaction(trx, requests, rankSource));
+      return await inTransaction(db, (tx) => applyInTransaction(tx, requests, rankSource));
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
       if (!DEADLOCK.has(code) || attempt >= MAX_ATTEMPTS) throw err;
       await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
     }
+  }
+}
+
+interface Statement {
+  sql: string;
+  values: unknown[];
+}
+
+/**
+ * One transaction on a pooled connection, driven by hand instead of through knex's transaction helper: the
+ * opening START TRANSACTION rides along with the first statements and the COMMIT with the last ones, so a
+ * batch costs two round trips to MySQL instead of six. That matters on a small machine, where every round
+ * trip waits for the MySQL thread to be scheduled. A caller is answered only once `commit` has returned, so
+ * only after its COMMIT succeeded; any failure rolls back (or drops the connection if it cannot).
+ */
+interface Tx {
+  /** Sends statements in one round trip, opening the transaction first if it is not open yet. */
+  run(statements: Statement[]): Promise<unknown[]>;
+  /** Sends the statements and COMMIT in one round trip. */
+  commit(statements: Statement[]): Promise<unknown[]>;
+}
+
+interface RawConnection {
+  query(sql: string, values: unknown[], cb: (err: Error | null, results: unknown) => void): void;
+  destroy(): void;
+}
+
+async function inTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  const conn = (await db.client.acquireConnection()) as RawConnection;
+  let open = false;
+  let done = false;
+  const send = (statements: Statement[]) =>
+    new Promise<unknown[]>((resolve, reject) => {
+      const sql = statements.map((s) => s.sql).join(';\n');
+      const values = statements.flatMap((s) => s.values);
+      // mysql2 answers one result for one statement and an array of them for several.
+      conn.query(sql, values, (err, results) =>
+        err ? reject(err) : resolve(statements.length === 1 ? [results] : (results as unknown[])),
+      );
+    });
+  const tx: Tx = {
+    async run(statements) {
+      if (open) return send(statements);
+      open = true;
+      return (await send([{ sql: 'START TRANSACTION', values: [] }, ...statements])).slice(1);
+    },
+    async commit(statements) {
+      const all = [...(open ? [] : [{ sql: 'START TRANSACTION', values: [] }]), ...statements];
+      const results = await send([...all, { sql: 'COMMIT', values: [] }]);
+      done = true;
+      return results.slice(all.length - statements.length, -1);
+    },
+  };
+  try {
+    const result = await fn(tx);
+    if (!done) throw new Error('applyInTransaction returned without committing');
+    return result;
+  } catch (err) {
+    if (open && !done) {
+      await send([{ sql: 'ROLLBACK', values: [] }]).catch(() => conn.destroy()); // the pool drops it
+    }
+    throw err;
+  } finally {
+    await db.client.releaseConnection(conn);
   }
 }
 
@@ -70,55 +133,56 @@ interface EventRow {
 }
 
 async function applyInTransaction(
-  trx: Knex.Transaction,
+  tx: Tx,
   requests: DeltaRequest[],
   rankSource: RankSource,
 ): Promise<{ outcomes: DeltaOutcome[]; mirror: MirrorEntry[] }> {
   const userIds = [...new Set(requests.map((r) => r.userId))].sort();
-  const users = new Map(
-    (
-      await rawRows<UserRow>(
-        trx,
-        `SELECT u.id, u.role, u.status, u.display_name, s.score, s.version FROM users u LEFT JOIN scores s ON s.user_id = u.id
-         WHERE u.id IN (${placeholders(userIds.length)}) ORDER BY u.id FOR UPDATE`,
-        userIds,
-      )
-    ).map((u) => [u.id, u]),
+  // Admin rights come from a cached row (src/auth/caller.ts): re-check them here, so a ban or a demotion
+  // stops an admin's writes at once on every instance. A player acts only on their own row, locked below.
+  const targets = new Set(userIds);
+  const otherActors = [...new Set(requests.filter((r) => r.actorIsAdmin).map((r) => r.actorId))].filter(
+    (id) => !targets.has(id),
   );
+  const keyed = requests.filter((r) => r.actionId !== undefined);
+
+  // One round trip: lock the users (in id order), then, under those locks, look up their actionIds.
+  const first: Statement[] = [
+    {
+      sql: `SELECT u.id, u.role, u.status, u.display_name, s.score, s.version FROM users u LEFT JOIN scores s ON s.user_id = u.id
+            WHERE u.id IN (${placeholders(userIds.length)}) ORDER BY u.id FOR UPDATE`,
+      values: userIds,
+    },
+  ];
+  if (keyed.length) {
+    first.push({
+      sql: `SELECT id, user_id, action_id, delta, score_after, rank_after FROM score_events
+            WHERE (user_id, action_id) IN (${keyed.map(() => '(?, ?)').join(', ')})`,
+      values: keyed.flatMap((r) => [r.userId, r.actionId]),
+    });
+  }
+  if (otherActors.length) {
+    first.push({
+      sql: `SELECT id, role, status FROM users WHERE id IN (${placeholders(otherActors.length)})`,
+      values: otherActors,
+    });
+  }
+  const [userRows, ...rest] = (await tx.run(first)) as Array<Array<UserRow | EventRow>>;
+  const users = new Map((userRows as UserRow[]).map((u) => [u.id, u]));
+  const existing = new Map<string, EventRow>();
+  if (keyed.length) for (const e of rest.shift() as EventRow[]) existing.set(key(e.user_id, e.action_id), e);
+  const actors = new Map<string, Pick<UserRow, 'role' | 'status'>>(users);
+  if (otherActors.length) for (const a of rest.shift() as UserRow[]) actors.set(a.id, a);
+
   const missing = [...users.values()].filter((u) => u.score === null);
   if (missing.length) {
-    await trx.raw(
-      `INSERT INTO scores (user_id, score, reached_at, version) VALUES ${missing.map(() => '(?, 0, CURRENT_TIMESTAMP(6), 0)').join(', ')}`,
-      missing.map((u) => u.id),
-    );
+    await tx.run([
+      {
+        sql: `INSERT INTO scores (user_id, score, reached_at, version) VALUES ${missing.map(() => '(?, 0, CURRENT_TIMESTAMP(6), 0)').join(', ')}`,
+        values: missing.map((u) => u.id),
+      },
+    ]);
     for (const u of missing) Object.assign(u, { score: 0, version: 0 });
-  }
-
-  // Admin rights come from a cached row (src/auth/caller.ts): re-check them here, so a ban or a demotion
-  // stops an admin's writes at once on every instance. A player acts only on their own, already locked, row.
-  const actors = new Map<string, Pick<UserRow, 'role' | 'status'>>(users);
-  const unseen = [...new Set(requests.filter((r) => r.actorIsAdmin).map((r) => r.actorId))].filter(
-    (id) => !actors.has(id),
-  );
-  if (unseen.length) {
-    const rows = await rawRows<UserRow>(
-      trx,
-      `SELECT id, role, status FROM users WHERE id IN (${placeholders(unseen.length)})`,
-      unseen,
-    );
-    for (const a of rows) actors.set(a.id, a);
-  }
-
-  const keyed = requests.filter((r) => r.actionId !== undefined);
-  const existing = new Map<string, EventRow>();
-  if (keyed.length) {
-    const rows = await rawRows<EventRow>(
-      trx,
-      `SELECT id, user_id, action_id, delta, score_after, rank_after FROM score_events
-       WHERE (user_id, action_id) IN (${keyed.map(() => '(?, ?)').join(', ')})`,
-      keyed.flatMap((r) => [r.userId, r.actionId]),
-    );
-    for (const e of rows) existing.set(key(e.user_id, e.action_id), e);
   }
 
   // Decide every request against the running totals; only accepted ones become events.
@@ -187,10 +251,12 @@ async function applyInTransaction(
     const active = new Set(mirror.filter((m) => m.active).map((m) => m.userId));
     const queries = accepted.map((a) => ({ userId: a.req.userId, score: a.scoreAfter }));
     const fromMirror = await rankSource(queries, mirror);
-    ranks = (fromMirror ?? (await ranksFromDatabase(trx, queries, mirror))).map((r, i) =>
+    ranks = (fromMirror ?? (await ranksFromDatabase(tx, queries, mirror))).map((r, i) =>
       active.has(queries[i].userId) ? r : null,
     );
-    eventIds = await writeEvents(trx, accepted, ranks, mirror);
+    eventIds = await writeAndCommit(tx, accepted, ranks, mirror);
+  } else {
+    await tx.commit([]); // the scores rows inserted above, if any
   }
 
   const resolved: DeltaOutcome[] = [];
@@ -214,59 +280,54 @@ async function applyInTransaction(
   return { outcomes: resolved, mirror };
 }
 
-/** Inserts the events (one statement each, to learn every id) and the new totals, in one round trip. */
-async function writeEvents(
-  trx: Knex.Transaction,
+/**
+ * Inserts the events and the new totals and commits, in one round trip. Events are inserted one statement
+ * each (to learn every id; multi-row INSERTs only promise consecutive ids under some auto-increment lock
+ * modes), grouped by user in request order, each user's group followed by the update of its total, which
+ * takes the group's last id from LAST_INSERT_ID().
+ */
+async function writeAndCommit(
+  tx: Tx,
   accepted: Array<{ req: DeltaRequest; scoreAfter: number }>,
   ranks: Array<number | null>,
   mirror: MirrorEntry[],
 ): Promise<number[]> {
-  const sql: string[] = [];
-  const bindings: unknown[] = [];
-  accepted.forEach(({ req, scoreAfter }, i) => {
-    sql.push(
-      'INSERT INTO score_events (user_id, delta, score_after, rank_after, actor_id, action_id) VALUES (?, ?, ?, ?, ?, ?)',
-    );
-    bindings.push(req.userId, req.delta, scoreAfter, ranks[i], req.actorId, req.actionId ?? null);
-  });
-  const [results] = await trx.raw(sql.join(';\n'), bindings as Knex.RawBinding[]);
-  const ids: number[] = (accepted.length === 1 ? [results] : results).map(
-    (r: { insertId: number }) => r.insertId,
-  );
-
-  const lastEvent = new Map<string, number>();
-  accepted.forEach(({ req }, i) => lastEvent.set(req.userId, ids[i]));
-  const updates: string[] = [];
-  const updateBindings: unknown[] = [];
+  const byUser = new Map<string, number[]>(mirror.map((m) => [m.userId, []]));
+  accepted.forEach(({ req }, i) => byUser.get(req.userId)!.push(i));
+  const statements: Statement[] = [];
+  const eventAt: number[] = []; // accepted index -> statement index
   for (const m of mirror) {
-    updates.push(
-      'UPDATE scores SET score = ?, reached_at = CURRENT_TIMESTAMP(6), version = ?, last_event_id = ? WHERE user_id = ?',
-    );
-    updateBindings.push(m.score, m.version, lastEvent.get(m.userId), m.userId);
+    for (const i of byUser.get(m.userId)!) {
+      const { req, scoreAfter } = accepted[i];
+      eventAt[i] = statements.length;
+      statements.push({
+        sql: 'INSERT INTO score_events (user_id, delta, score_after, rank_after, actor_id, action_id) VALUES (?, ?, ?, ?, ?, ?)',
+        values: [req.userId, req.delta, scoreAfter, ranks[i], req.actorId, req.actionId ?? null],
+      });
+    }
+    statements.push({
+      sql: 'UPDATE scores SET score = ?, reached_at = CURRENT_TIMESTAMP(6), version = ?, last_event_id = LAST_INSERT_ID() WHERE user_id = ?',
+      values: [m.score, m.version, m.userId],
+    });
   }
-  await trx.raw(updates.join(';\n'), updateBindings as Knex.RawBinding[]);
-  return ids;
+  const results = (await tx.commit(statements)) as Array<{ insertId: number }>;
+  return eventAt.map((s) => Number(results[s].insertId));
 }
 
 /** The MySQL answer to "how many active users are above this score", used while Redis cannot answer. */
-async function ranksFromDatabase(
-  trx: Knex.Transaction,
-  queries: RankQuery[],
-  pending: MirrorEntry[],
-): Promise<number[]> {
+async function ranksFromDatabase(tx: Tx, queries: RankQuery[], pending: MirrorEntry[]): Promise<number[]> {
   const batchUsers = pending.map((p) => p.userId);
-  const out: number[] = [];
-  for (const q of queries) {
-    const [{ above }] = await rawRows<{ above: number }>(
-      trx,
-      `SELECT COUNT(*) AS above FROM scores s JOIN users u ON u.id = s.user_id
-       WHERE s.score > ? AND u.status = 'active' AND s.user_id NOT IN (${placeholders(batchUsers.length)})`,
-      [q.score, ...batchUsers],
-    );
+  const counts = (await tx.run(
+    queries.map((q) => ({
+      sql: `SELECT COUNT(*) AS above FROM scores s JOIN users u ON u.id = s.user_id
+            WHERE s.score > ? AND u.status = 'active' AND s.user_id NOT IN (${placeholders(batchUsers.length)})`,
+      values: [q.score, ...batchUsers],
+    })),
+  )) as Array<Array<{ above: number }>>;
+  return queries.map((q, i) => {
     const fromBatch = pending.filter((p) => p.userId !== q.userId && p.active && p.score > q.score).length;
-    out.push(Number(above) + fromBatch + 1);
-  }
-  return out;
+    return Number(counts[i][0].above) + fromBatch + 1;
+  });
 }
 
 function fromEvent(e: EventRow): UpdateResult {

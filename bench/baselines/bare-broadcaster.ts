@@ -1,0 +1,41 @@
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+
+/**
+ * The stream baseline: node:http alone. GET opens an SSE stream; POST /publish with a number T builds a
+ * top-10 body like the service's (T as the leader's score), serializes one event and writes the same bytes
+ * to every open stream. No framework, no database, no backpressure policy.
+ */
+const streams = new Set<http.ServerResponse>();
+const others = Array.from({ length: 9 }, (_, i) => ({
+  rank: i + 2,
+  userId: `u${String(i + 2).padStart(7, '0')}`,
+  displayName: `Player ${i + 2}`,
+  score: 999_999 - i,
+}));
+let current = event(0);
+
+function event(t: number): Buffer {
+  const body = JSON.stringify([{ rank: 1, userId: 'ticker', displayName: 'Ticker', score: t }, ...others]);
+  const id = createHash('sha256').update(body).digest('base64url').slice(0, 27);
+  return Buffer.from(`event: scoreboard\nid: "${id}"\ndata: ${body}\n\n`);
+}
+
+const server = http.createServer((req, res) => {
+  if (req.method === 'POST' && req.url === '/publish') {
+    let text = '';
+    req.on('data', (c) => (text += c));
+    req.on('end', () => {
+      current = event(Number(text));
+      for (const s of streams) s.write(current);
+      res.end('ok');
+    });
+    return;
+  }
+  req.socket.setNoDelay(true);
+  res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache' });
+  res.write(current);
+  streams.add(res);
+  res.on('close', () => streams.delete(res));
+});
+server.listen(Number(process.env.PORT), '127.0.0.1', 4096);
