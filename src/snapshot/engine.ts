@@ -113,6 +113,8 @@ export function createSnapshotEngine(deps: {
   let lastSeen = { maxId: -1, usersAt: '' };
   let building: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let soon: NodeJS.Timeout | undefined; // a rebuild deferred to the end of the current tick
+  let lastBuildAt = 0;
   const listeners = new Set<(s: Snapshot) => void>();
 
   /** Adopts a snapshot only if it is newer; tells listeners only when the content changed. */
@@ -168,7 +170,15 @@ export function createSnapshotEngine(deps: {
     const sharing = subscribed && redisReady(redis) && redisReady(deps.subscriber);
     if (!dirty && sharing) return;
     if (!dirty && !(await changedInDatabase())) return;
+    const wait = lastBuildAt + deps.tickMs - Date.now();
+    if (wait > 0) {
+      // At most one rebuild per tick: come back when this tick is over.
+      dirty = true;
+      soon ??= setTimeout(() => ((soon = undefined), runTick()), wait).unref();
+      return;
+    }
     dirty = false;
+    lastBuildAt = Date.now();
     await rebuild();
   }
 
@@ -179,15 +189,23 @@ export function createSnapshotEngine(deps: {
         dirty = true; // try again next tick
         logger.warn({ err: (err as Error).message }, 'snapshot rebuild failed; serving the last one');
       })
-      .finally(() => (building = undefined));
+      .finally(() => {
+        building = undefined;
+        if (dirty) runTick(); // a commit arrived while building: rebuild (or defer to the tick's end)
+      });
   }
 
   return {
     current: () => current,
     /** Milliseconds since this instance adopted its current snapshot. */
     age: () => Date.now() - adoptedAt,
+    /**
+     * A local commit happened. Rebuild right away when the last rebuild is a tick old (low latency when
+     * writes are rare); otherwise at the end of the current tick, so there is still at most one per tick.
+     */
     markDirty() {
       dirty = true;
+      if (!building) runTick();
     },
     onChange(listener: (s: Snapshot) => void): () => void {
       listeners.add(listener);
@@ -228,6 +246,7 @@ export function createSnapshotEngine(deps: {
     },
     async stop(): Promise<void> {
       clearInterval(timer);
+      clearTimeout(soon);
       await building;
       listeners.clear();
     },
