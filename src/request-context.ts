@@ -15,13 +15,16 @@ export function requestContext(logger: Logger) {
     const incoming = ctx.get('x-request-id');
     const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
     ctx.state.requestId = requestId;
-    ctx.state.log = logger.child({ requestId });
+    // A child logger only for requests that log something of their own (most polls do not).
+    let child: Logger | undefined;
+    Object.defineProperty(ctx.state, 'log', { get: () => (child ??= logger.child({ requestId })) });
     ctx.set('X-Request-Id', requestId);
     try {
       await next();
     } finally {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const line = {
+        requestId,
         method: ctx.method,
         route: ctx._matchedRoute ?? null,
         path: ctx.path,
@@ -29,8 +32,8 @@ export function requestContext(logger: Logger) {
         ms: Math.round(ms * 100) / 100,
         userId: ctx.state.userId,
       };
-      if (ctx.status >= 500) ctx.state.log.error(line, 'request');
-      else ctx.state.log.info(line, 'request');
+      if (ctx.status >= 500) logger.error(line, 'request');
+      else logger.info(line, 'request');
     }
   };
 }

@@ -6,11 +6,10 @@ import type { Context, Next } from 'koa';
  */
 export function securityHeaders(opts: { tls: boolean }) {
   return async (ctx: Context, next: Next) => {
+    // Few and short: these go out with every poll. The CSP's frame-ancestors does X-Frame-Options' job.
     ctx.set('X-Content-Type-Options', 'nosniff');
-    ctx.set('X-Frame-Options', 'DENY');
-    ctx.set('Referrer-Policy', 'no-referrer');
-    ctx.set('Cross-Origin-Resource-Policy', 'same-site');
     ctx.set('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'");
+    ctx.set('Referrer-Policy', 'no-referrer');
     if (opts.tls) ctx.set('Strict-Transport-Security', 'max-age=31536000; includeSubDomains');
     await next();
   };
