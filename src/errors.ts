@@ -84,6 +84,14 @@ export function problemMiddleware(opts: {
           {},
           expose.headers ?? {},
         );
+      } else if (expose?.status === 501 && (err as Error).name === 'NotImplementedError') {
+        // @koa/router throws 501 (not exposed) for a method it does not know at all (TRACE, PROPFIND, ...), which
+        // landed below as a 500. To a client that is bad input like any other wrong method (found by
+        // test/fuzz.test.ts): 405 with Allow (filled in below) where the path exists, 404 where it does not.
+        const layers = (ctx as { matched?: Array<{ methods?: string[] }> }).matched ?? [];
+        httpErr = layers.some((l) => l.methods?.length)
+          ? new HttpError(405, 'Method Not Allowed')
+          : notFound(`No route for ${ctx.method} ${ctx.path}.`);
       } else if (isDatabaseUnavailable(err)) {
         ctx.state.log?.warn({ err }, 'database unavailable');
         opts.onDatabaseError?.();

@@ -7,25 +7,36 @@ import { ConfigError, loadConfig, type Config } from './config';
 import { createDb } from './db';
 import { createLogger } from './logger';
 import { createRedis } from './redis';
-import { createServices } from './services';
+import { createServices, type ServiceHooks } from './services';
 
 /**
  * The one entry point: load config, connect, listen, and shut down cleanly on SIGTERM/SIGINT
  * (a second signal exits at once).
  */
-export async function startServer(config: Config) {
+export async function startServer(config: Config, hooks: ServiceHooks = {}) {
   const logger = createLogger(config.logLevel);
   const db = createDb(config);
   const redis = createRedis(config, logger);
   const subscriber = createRedis(config);
-  const services = createServices({ config, db, redis, subscriber, logger });
+  const services = createServices({ config, db, redis, subscriber, logger }, hooks);
   const app = createApp({ config, logger, db, redis, ...services });
+  // Node enforces requestTimeout/headersTimeout only when it sweeps its connections, every 30 s by default, so a
+  // slow body could hold a connection up to 30 s past REQUEST_TIMEOUT_MS (test/attacks.test.ts): sweep at a
+  // quarter of the timeout instead.
+  const connectionsCheckingInterval = Math.min(
+    30_000,
+    Math.max(250, Math.floor(config.requestTimeoutMs / 4)),
+  );
   const server = config.tls
     ? https.createServer(
-        { cert: fs.readFileSync(config.tls.certFile), key: fs.readFileSync(config.tls.keyFile) },
+        {
+          cert: fs.readFileSync(config.tls.certFile),
+          key: fs.readFileSync(config.tls.keyFile),
+          connectionsCheckingInterval,
+        },
         app.callback(),
       )
-    : http.createServer(app.callback());
+    : http.createServer({ connectionsCheckingInterval }, app.callback());
   // A request must arrive whole within the timeout (slow-body attacks end there); streams are responses, unaffected.
   server.requestTimeout = config.requestTimeoutMs;
   server.headersTimeout = Math.min(config.requestTimeoutMs, 10_000);
@@ -147,7 +158,17 @@ async function main(): Promise<void> {
     throw err;
   }
   if (config.workers > 1 && cluster.isPrimary) return runPrimary(config);
-  runUntilSignalled(await startServer(config), config);
+  runUntilSignalled(await startServer(config, crashHooks(config)), config);
+}
+
+/**
+ * Fault tests only (test/faults.test.ts): with NODE_ENV=test and TEST_CRASH_AFTER_COMMIT=1 the process kills
+ * itself with SIGKILL after a batch commits and before it is mirrored into Redis, the one moment a real crash
+ * can leave Redis behind MySQL. Inert anywhere else.
+ */
+function crashHooks(config: Config): ServiceHooks {
+  if (config.nodeEnv !== 'test' || process.env.TEST_CRASH_AFTER_COMMIT !== '1') return {};
+  return { afterCommit: () => void process.kill(process.pid, 'SIGKILL') };
 }
 
 if (require.main === module) {

@@ -35,6 +35,7 @@ export function parseSse(text: string): SseEvent[] {
 export function openRawStream(url: string, headers: Record<string, string> = {}) {
   let text = '';
   let ended = false;
+  let endedCleanly = false; // the server ended the response (the final chunk arrived), not a reset or abort
   let res: http.IncomingMessage | undefined;
   const req = http.get(url, { headers: { Accept: 'text/event-stream', ...headers }, agent: false });
   const ready = new Promise<http.IncomingMessage>((resolve, reject) => {
@@ -42,7 +43,7 @@ export function openRawStream(url: string, headers: Record<string, string> = {})
       res = r;
       r.setEncoding('utf8');
       r.on('data', (chunk: string) => (text += chunk));
-      r.on('end', () => (ended = true));
+      r.on('end', () => (ended = endedCleanly = true));
       r.on('close', () => (ended = true));
       r.on('error', () => (ended = true));
       resolve(r);
@@ -56,6 +57,9 @@ export function openRawStream(url: string, headers: Record<string, string> = {})
     },
     get ended() {
       return ended;
+    },
+    get endedCleanly() {
+      return endedCleanly;
     },
     get response() {
       return res;

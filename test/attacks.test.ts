@@ -1,0 +1,494 @@
+import { generateKeyPairSync, createHmac } from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { AddressInfo } from 'node:net';
+import { expect } from 'chai';
+import jwt from 'jsonwebtoken';
+import type { Knex } from 'knex';
+import { adminToken, addPoints, addToTop, TEST_ADMIN } from './helpers/api';
+import { expectProblem, insertUser, mysqlEvents, mysqlScore, mysqlUser } from './helpers/assertions';
+import { deleteRunKeys, resetTables, testDb } from './helpers/database';
+import { TEST_SECRET, tokenFor, uniqueUser } from './helpers/env';
+import { eventually, startInstance, type Instance } from './helpers/instance';
+import { spawnServer } from './helpers/process';
+import { openRawStream } from './helpers/sse';
+
+/**
+ * The attack suite: what test/auth.test.ts (alg none, HS/RS confusion, wrong algorithm, tampering, expiry,
+ * nbf, issuer/audience, 8 KB tokens) and test/scores-update.test.ts (field validation, 413/415) do not cover
+ * already. Every attack checks the answer and that nothing was written.
+ */
+
+const PATH = '/api/v1/scores/update';
+const now = () => Math.floor(Date.now() / 1000);
+const b64 = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+function hmacToken(header: object, payload: object, key: string | Buffer): string {
+  const signed = `${b64(header)}.${b64(payload)}`;
+  return `${signed}.${createHmac('sha256', key).update(signed).digest('base64url')}`;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One raw HTTP exchange on a socket: what an attacker types, byte for byte, and everything that comes back. */
+function rawExchange(port: number, bytes: string | Buffer, waitMs = 3000): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let text = '';
+    socket.on('data', (d) => (text += d.toString('latin1')));
+    socket.on('error', () => {});
+    socket.on('close', () => resolve(text));
+    socket.write(bytes);
+    setTimeout(() => socket.destroy(), waitMs);
+  });
+}
+
+describe('attack suite', function () {
+  this.timeout(60_000);
+  let app: Instance;
+  let db: Knex;
+  before(async () => {
+    await resetTables(); // an empty board, so the users put on top (addToTop) are the ones streamed
+    await deleteRunKeys(); // and the mirror of the rows just deleted (users are never deleted in production)
+    db = testDb();
+    app = await startInstance({ AUTH_CACHE_TTL_MS: '0' });
+    await app.request.get('/api/v1/admin/flags').set('Authorization', `Bearer ${adminToken()}`); // provisions the admin
+  });
+  after(async () => {
+    await app.close();
+    await db.destroy();
+  });
+
+  const post = (token: string, body: unknown, target = app) =>
+    target.request
+      .post(PATH)
+      .set('Authorization', `Bearer ${token}`)
+      .send(body as object);
+
+  describe('JWT', () => {
+    it('refuses tokens whose kid points at a file, a path or SQL and are signed with what that would yield', async () => {
+      // Were kid used to find the key, these would verify: /dev/null and empty files yield an empty key, an
+      // injected SELECT yields a chosen one. The verifier has one key and never reads kid.
+      const attacks: Array<[string, string | Buffer]> = [
+        ['../../../../../../dev/null', ''],
+        ['/dev/null', Buffer.alloc(0)],
+        ['../../etc/passwd', 'root:x:0:0:root:/root:/bin/bash\n'],
+        ["x' UNION SELECT 'attacker-key' -- ", 'attacker-key'],
+        ['file:///proc/self/environ', 'JWT_SECRET'],
+        ['|cat /etc/passwd', ''],
+      ];
+      for (const [kid, key] of attacks) {
+        const sub = uniqueUser('kid');
+        const token = hmacToken({ alg: 'HS256', typ: 'JWT', kid }, { sub, exp: now() + 600 }, key);
+        const res = await post(token, { scoreIncrement: 1 });
+        expectProblem(res, 401);
+        expect(await mysqlUser(db, sub), kid).to.equal(undefined);
+      }
+      // A genuine token carrying the same kids is judged on its signature alone: kid is ignored, not followed.
+      const sub = uniqueUser('kid');
+      const genuine = jwt.sign({ sub }, TEST_SECRET, {
+        algorithm: 'HS256',
+        expiresIn: 600,
+        keyid: '../../etc/passwd',
+      });
+      expect((await post(genuine, { scoreIncrement: 1 })).status).to.equal(201);
+    });
+
+    it('ignores jku, x5u and embedded jwk: a token signed with the attacker key is refused and no key is fetched', async () => {
+      const fetched: string[] = [];
+      const keyServer = http.createServer((req, res) => {
+        fetched.push(req.url ?? '');
+        res.end('{}');
+      });
+      await new Promise<void>((r) => keyServer.listen(0, '127.0.0.1', r));
+      const keyUrl = `http://127.0.0.1:${(keyServer.address() as AddressInfo).port}`;
+      const attacker = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const jwk = attacker.publicKey.export({ format: 'jwk' });
+      const rsaPublicPem = generateKeyPairSync('rsa', {
+        modulusLength: 2048,
+        publicKeyEncoding: { type: 'spki', format: 'pem' },
+        privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      });
+      // Against the HS256 default and against an RS256 instance (where RS256 itself is the right algorithm).
+      const rs = await startInstance({
+        JWT_SECRET: undefined,
+        JWT_PUBLIC_KEY: rsaPublicPem.publicKey,
+        JWT_ALGORITHM: 'RS256',
+      });
+      try {
+        for (const target of [app, rs]) {
+          for (const header of [
+            { jku: `${keyUrl}/jwks.json`, kid: 'k1' },
+            { x5u: `${keyUrl}/cert.pem` },
+            { jwk: { ...jwk, kid: 'embedded' } },
+            { jku: `${keyUrl}/jwks.json`, x5u: `${keyUrl}/cert.pem`, jwk },
+          ]) {
+            const sub = uniqueUser('jku');
+            const token = jwt.sign({ sub }, attacker.privateKey, {
+              algorithm: 'RS256',
+              expiresIn: 600,
+              header: { alg: 'RS256', ...header } as jwt.JwtHeader,
+            });
+            expectProblem(await post(token, { scoreIncrement: 1 }, target), 401);
+            expect(await mysqlUser(db, sub)).to.equal(undefined);
+          }
+        }
+        // The genuine key still works on the RS256 instance, whatever URL the header names.
+        const sub = uniqueUser('jku');
+        const genuine = jwt.sign({ sub }, rsaPublicPem.privateKey, {
+          algorithm: 'RS256',
+          expiresIn: 600,
+          header: { alg: 'RS256', jku: `${keyUrl}/jwks.json` } as jwt.JwtHeader,
+        });
+        expect((await post(genuine, { scoreIncrement: 1 }, rs)).status).to.equal(201);
+        expect(fetched, 'no key URL was ever fetched').to.deep.equal([]);
+      } finally {
+        await rs.close();
+        await new Promise((r) => keyServer.close(r));
+      }
+    });
+
+    it('answers a huge token (12 KB, 1 MB) without a 5xx or a hang and stays up', async () => {
+      const sub = uniqueUser('huge');
+      const big = jwt.sign({ sub, pad: 'x'.repeat(9_000) }, TEST_SECRET, { expiresIn: 600 });
+      const started = Date.now();
+      expectProblem(await post(big, { scoreIncrement: 1 }), 401);
+      // Past Node's 16 KB header limit the HTTP parser answers 431 before any of our code runs.
+      const port = Number(new URL(app.url).port);
+      const reply = await rawExchange(
+        port,
+        `POST ${PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${'A'.repeat(1_000_000)}\r\nContent-Length: 2\r\n\r\n{}`,
+      );
+      expect(reply).to.match(/^HTTP\/1\.1 431 /);
+      expect(Date.now() - started).to.be.below(5000);
+      expect(await mysqlUser(db, sub)).to.equal(undefined);
+      expect((await app.request.get('/healthz')).status).to.equal(200);
+    });
+  });
+
+  describe('access', () => {
+    it("a player can touch neither another user's score, history or account nor any admin route", async () => {
+      const [player, victim] = [uniqueUser('player'), uniqueUser('victim')];
+      await addPoints(app, victim, 10);
+      await addPoints(app, player, 1);
+      const as = `Bearer ${tokenFor(player)}`;
+      const attempts = [
+        app.request.post(PATH).set('Authorization', as).send({ userId: victim, scoreIncrement: 5 }),
+        app.request
+          .post('/api/scores/update')
+          .set('Authorization', as)
+          .send({ userId: victim, scoreIncrement: 5 }),
+        app.request
+          .post(PATH)
+          .set('Authorization', as)
+          .set('Idempotency-Key', 'k')
+          .send({ userId: victim, scoreIncrement: 5 }),
+        app.request.get(`/api/v1/scores/users/${victim}/events`).set('Authorization', as),
+        app.request.patch(`/api/v1/users/${victim}`).set('Authorization', as).send({ status: 'banned' }),
+        app.request.patch(`/api/v1/users/${player}`).set('Authorization', as).send({ role: 'admin' }),
+        app.request.patch(`/api/v1/users/${TEST_ADMIN}`).set('Authorization', as).send({ role: 'player' }),
+        app.request.get('/api/v1/admin/flags').set('Authorization', as),
+        app.request.delete(`/api/v1/admin/flags/${player}`).set('Authorization', as),
+        // A player's token that claims admin: the role comes from the database, never from the token.
+        app.request
+          .post(PATH)
+          .set('Authorization', `Bearer ${tokenFor(player, { admin: true })}`)
+          .send({ userId: victim, scoreIncrement: 5 }),
+      ];
+      for (const res of await Promise.all(attempts)) expectProblem(res, 403);
+      expect(await mysqlScore(db, victim)).to.equal('10');
+      expect((await mysqlEvents(db, victim)).map((e) => e.actor_id)).to.deep.equal([victim]);
+      expect(await mysqlUser(db, player)).to.include({ role: 'player', status: 'active' });
+      expect(await mysqlUser(db, victim)).to.include({ status: 'active' });
+      expect(await mysqlUser(db, TEST_ADMIN)).to.include({ role: 'admin' });
+    });
+  });
+
+  describe('input', () => {
+    it('refuses mass assignment and prototype tricks, changing neither role, status nor score', async () => {
+      const u = uniqueUser('mass');
+      await addPoints(app, u, 3);
+      const bodies = [
+        { scoreIncrement: 1, score: 1e9, role: 'admin' },
+        { scoreIncrement: 1, status: 'active', role: 'admin' },
+        JSON.parse('{"scoreIncrement":1,"__proto__":{"role":"admin","userId":"someone-else"}}'),
+        { scoreIncrement: 1, constructor: { prototype: { role: 'admin' } } },
+        { scoreIncrement: 1, user: { id: 'x', role: 'admin' } },
+      ];
+      let credited = 0;
+      for (const body of bodies) {
+        const res = await post(tokenFor(u), body);
+        // joi drops an own "__proto__" key instead of refusing it: harmless (no pollution, no other target),
+        // so either answer is fine as long as the delta went to the caller alone.
+        if (Object.keys(body).includes('__proto__') && res.status === 201) {
+          expect(res.body).to.include({ userId: u, scoreIncrement: 1 });
+          credited++;
+        } else expectProblem(res, 400);
+      }
+      // Admin routes whitelist their fields too.
+      for (const body of [
+        { score: 1e9 },
+        { id: 'renamed' },
+        { role: 'admin', createdAt: '2000-01-01' },
+        { displayName: 'x', version: 0 },
+      ]) {
+        expectProblem(
+          await app.request
+            .patch(`/api/v1/users/${u}`)
+            .set('Authorization', `Bearer ${adminToken()}`)
+            .send(body),
+          400,
+        );
+      }
+      expect(({} as { role?: string }).role, 'no prototype pollution').to.equal(undefined);
+      expect(await mysqlScore(db, u)).to.equal(String(3 + credited));
+      expect(await mysqlUser(db, u)).to.include({ id: u, role: 'player', status: 'active' });
+    });
+
+    it('refuses overflowing, negative, fractional and disguised increments from players and admins', async () => {
+      const u = uniqueUser('num');
+      await insertUser(db, u);
+      const raw = (token: string, text: string) =>
+        app.request
+          .post(PATH)
+          .set('Authorization', `Bearer ${token}`)
+          .set('Content-Type', 'application/json')
+          .send(text);
+      for (const text of [
+        '{"scoreIncrement":1e400}', // JSON.parse gives Infinity
+        '{"scoreIncrement":-1e400}',
+        '{"scoreIncrement":9007199254740993}', // not representable: must not round to something accepted
+        '{"scoreIncrement":-0}',
+        '{"scoreIncrement":0.5}',
+        '{"scoreIncrement":-3}',
+        '{"scoreIncrement":"0x10"}',
+        '{"scoreIncrement":[5]}',
+        '{"scoreIncrement":{"$gt":0}}',
+      ]) {
+        expectProblem(await raw(tokenFor(u), text), 400);
+      }
+      for (const text of [
+        `{"userId":"${u}","scoreIncrement":1e400}`,
+        `{"userId":"${u}","scoreIncrement":9007199254740993}`,
+        `{"userId":"${u}","scoreIncrement":-9007199254740993}`,
+        `{"userId":"${u}","scoreIncrement":-0}`,
+        `{"userId":"${u}","scoreIncrement":-1.5}`,
+      ]) {
+        expectProblem(await raw(adminToken(), text), 400);
+      }
+      // Reaching past the safe range in two steps is refused at the second, as a whole.
+      expect(
+        (await raw(adminToken(), `{"userId":"${u}","scoreIncrement":${Number.MAX_SAFE_INTEGER}}`)).status,
+      ).to.equal(201);
+      expectProblem(await raw(adminToken(), `{"userId":"${u}","scoreIncrement":1}`), 422);
+      expect(await mysqlScore(db, u)).to.equal(String(Number.MAX_SAFE_INTEGER));
+      expect(await mysqlEvents(db, u)).to.have.length(1);
+      // And all the way back (so this user does not top every later test's board).
+      expect(
+        (await raw(adminToken(), `{"userId":"${u}","scoreIncrement":-${Number.MAX_SAFE_INTEGER}}`)).status,
+      ).to.equal(201);
+      expect(await mysqlScore(db, u)).to.equal('0');
+    });
+
+    it('answers a 10 MB body with 413 without reading it, declared or chunked', async () => {
+      const u = uniqueUser('big');
+      const port = Number(new URL(app.url).port);
+      const head = (framing: string) =>
+        `POST ${PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokenFor(u)}\r\nContent-Type: application/json\r\n${framing}\r\n`;
+      // Declared: the answer must come before a single byte of the body is sent. Chunked (no length to judge
+      // by): after 128 KB of a body that never ends. Either way the server cannot have buffered 10 MB.
+      const piece = ' '.repeat(64 * 1024);
+      const chunk = `${piece.length.toString(16)}\r\n${piece}\r\n`;
+      for (const [framing, body] of [
+        [`Content-Length: ${10 * 1024 * 1024}\r\n`, ''],
+        ['Transfer-Encoding: chunked\r\n', `${chunk}${chunk}`],
+      ]) {
+        const started = Date.now();
+        const reply = await rawExchange(port, head(framing) + body, 3000);
+        expect(reply, framing).to.match(/^HTTP\/1\.1 413 /);
+        expect(reply.toLowerCase()).to.include('content-type: application/problem+json');
+        expect(reply.toLowerCase()).to.include('connection: close');
+        expect(Date.now() - started, 'answered and closed by the server, not by our 3 s timer').to.be.below(
+          2000,
+        );
+      }
+      expect(await mysqlEvents(db, u)).to.have.length(0);
+    });
+
+    it('ends slow bodies and slow headers (slowloris) at REQUEST_TIMEOUT_MS', async function () {
+      this.timeout(30_000);
+      const server = await spawnServer({ REQUEST_TIMEOUT_MS: '1000' });
+      try {
+        const u = uniqueUser('slow');
+        const slowly = async (first: string, drip: string) => {
+          const socket = net.connect(server.port, '127.0.0.1');
+          let reply = '';
+          let closedAt = 0;
+          socket.on('data', (d) => (reply += d.toString()));
+          socket.on('error', () => {});
+          socket.on('close', () => (closedAt = Date.now()));
+          const started = Date.now();
+          socket.write(first);
+          // One byte every 200 ms: never idle long enough for an idle timeout, never done.
+          const timer = setInterval(() => socket.writable && socket.write(drip), 200);
+          try {
+            await eventually(() => closedAt > 0, 8000, 50);
+          } finally {
+            clearInterval(timer);
+            socket.destroy();
+          }
+          return { reply, ms: closedAt - started };
+        };
+        const body = await slowly(
+          `POST ${PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokenFor(u)}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"scoreIncrement":1,"pad":"`,
+          'x',
+        );
+        expect(body.ms, 'slow body cut off').to.be.below(4000);
+        expect(body.reply).to.not.match(/^HTTP\/1\.1 [25]/);
+        const headers = await slowly(`GET /api/v1/scores/top HTTP/1.1\r\nHost: x\r\nX-Slow: `, 'x');
+        expect(headers.ms, 'slow headers cut off').to.be.below(4000);
+        expect(await mysqlEvents(db, u)).to.have.length(0);
+        expect((await fetch(`${server.url}/healthz`)).status).to.equal(200);
+      } finally {
+        server.child.kill('SIGTERM');
+        await server.exited;
+      }
+    });
+
+    it('never lets X-Request-Id (or any header) inject a response header or split the response', async () => {
+      const port = Number(new URL(app.url).port);
+      for (const value of [
+        'abc\r\nSet-Cookie: injected=1',
+        'abc%0d%0aSet-Cookie:%20injected=1',
+        'abc\nSet-Cookie: injected=1',
+        'abc\rSet-Cookie: injected=1',
+        'abc\u010d\u010aSet-Cookie: injected=1', // a client that truncates to latin1 would send CR LF
+        'x'.repeat(200),
+        '<script>alert(1)</script>',
+      ]) {
+        const reply = await rawExchange(
+          port,
+          Buffer.from(
+            `GET /api/v1/nothing HTTP/1.1\r\nHost: x\r\nX-Request-Id: ${value}\r\nConnection: close\r\n\r\n`,
+            'latin1',
+          ),
+          1500,
+        );
+        const head = reply.split('\r\n\r\n')[0];
+        expect(head, JSON.stringify(value)).to.not.match(/set-cookie|injected/i);
+        expect(head, JSON.stringify(value)).to.match(/^HTTP\/1\.1 (400|404) /);
+        const id = /\r\nx-request-id: ([^\r\n]*)/i.exec(head)?.[1];
+        if (id !== undefined) expect(id).to.match(/^[\w.:-]{1,128}$/);
+        if (head.startsWith('HTTP/1.1 404')) expect(id).to.not.equal(undefined);
+      }
+    });
+
+    it('keeps SSE framing intact whatever a display name holds, set through the API (PATCH and token name)', async () => {
+      const names = [
+        'evil\n\nevent: hacked\ndata: {"pwned":true}\n\nend',
+        'cr\rid: 666\r\rretry: 1',
+        'ls\u2028ps\u2029nel\u0085end',
+        'data: x\r\n\r\nevent: y',
+      ];
+      const stream = openRawStream(`${app.url}/api/v1/scores/stream`);
+      await stream.ready;
+      const users: string[] = [];
+      for (const [i, name] of names.entries()) {
+        const u = uniqueUser('sse');
+        users.push(u);
+        // Half through PATCH, half through the token's name claim on first sight.
+        if (i % 2) await addPoints(app, u, 1, name.slice(0, 100));
+        else {
+          await addPoints(app, u, 1);
+          const res = await app.request
+            .patch(`/api/v1/users/${u}`)
+            .set('Authorization', `Bearer ${adminToken()}`)
+            .send({ displayName: name });
+          expect(res.status, res.text).to.equal(200);
+        }
+        await addToTop(app, u); // into the top N, so the name goes out on the stream
+      }
+      await eventually(() => users.every((u) => stream.text.includes(u)), 3000);
+      for (const block of stream.blocks()) {
+        expect(block.event === undefined || block.event === 'scoreboard', JSON.stringify(block)).to.equal(
+          true,
+        );
+        if (block.event) {
+          expect(block.id).to.match(/^"[A-Za-z0-9_-]+"$/);
+          expect(() => JSON.parse(block.data)).to.not.throw();
+        }
+      }
+      const last = JSON.parse(stream.events().at(-1)!.data) as Array<{ userId: string; displayName: string }>;
+      for (const [i, u] of users.entries()) {
+        const want = i % 2 ? names[i].slice(0, 100).trim() : names[i].trim();
+        expect(last.find((e) => e.userId === u)?.displayName).to.equal(want);
+      }
+      stream.close();
+    });
+  });
+
+  describe('resources', () => {
+    it('thousands of streams from one address: RATE_LIMIT_STREAMS_PER_IP are served, the rest get 429', async () => {
+      const c = await startInstance({ RATE_LIMIT_STREAMS_PER_IP: '50' });
+      try {
+        const streams = Array.from({ length: 2000 }, () => openRawStream(`${c.url}/api/v1/scores/stream`));
+        const responses = await Promise.all(streams.map((s) => s.ready));
+        const codes = responses.map((r) => r.statusCode);
+        expect(codes.filter((s) => s === 200)).to.have.length(50);
+        expect(codes.filter((s) => s === 429)).to.have.length(1950);
+        const refused = streams[codes.indexOf(429)];
+        await eventually(() => refused.ended);
+        expect(refused.response!.headers['content-type']).to.match(/problem\+json/);
+        expect(refused.response!.headers['retry-after']).to.match(/^\d+$/);
+        expect(c.services.hub.size()).to.equal(50);
+        streams.forEach((s) => s.close());
+        await eventually(() => c.services.hub.size() === 0, 5000);
+        const again = openRawStream(`${c.url}/api/v1/scores/stream`);
+        expect((await again.ready).statusCode).to.equal(200);
+        again.close();
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('a steady trickle of writes does not spin the CPU: the event loop stays responsive', async () => {
+      // Found by the soak (scripts/soak.ts): each commit inside a snapshot tick used to re-run the tick in a
+      // microtask loop until the tick ended, blocking the event loop for up to SNAPSHOT_TICK_MS per write.
+      // A long tick makes any such spin unmistakable.
+      const c = await startInstance({ SNAPSHOT_TICK_MS: '1000' });
+      const delay = monitorEventLoopDelay({ resolution: 10 });
+      try {
+        const u = uniqueUser('trickle');
+        await addPoints(c, u, 1);
+        delay.enable();
+        for (let i = 0; i < 15; i++) {
+          expect((await post(tokenFor(u), { scoreIncrement: 1 }, c)).status).to.equal(201);
+          await sleep(20);
+        }
+        delay.disable();
+        expect(delay.max / 1e6, 'longest event-loop stall (ms)').to.be.below(300);
+      } finally {
+        delay.disable();
+        await c.close();
+      }
+    });
+
+    it('a burst from one user spread over two instances at once gets exactly the shared write limit', async () => {
+      const env = { RATE_LIMIT_WRITES_PER_MIN: '20' };
+      const [a, b] = await Promise.all([startInstance(env), startInstance(env)]);
+      try {
+        await eventually(() => a.services.mirror.isReady() && b.services.mirror.isReady());
+        const u = uniqueUser('burst');
+        const responses = await Promise.all(
+          Array.from({ length: 60 }, (_, i) => post(tokenFor(u), { scoreIncrement: 1 }, i % 2 ? a : b)),
+        );
+        const codes = responses.map((r) => r.status);
+        expect(codes.filter((s) => s === 201)).to.have.length(20);
+        expect(codes.filter((s) => s === 429)).to.have.length(40);
+        expect(await mysqlScore(db, u)).to.equal('20');
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+    });
+  });
+});

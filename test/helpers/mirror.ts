@@ -1,0 +1,65 @@
+import type { Knex } from 'knex';
+import type { Redis } from 'ioredis';
+import { readSnapshot } from '../../src/snapshot/engine';
+
+/** Every active user's committed total, exactly as the mirror's sorted set should hold it. */
+export async function mysqlTotals(db: Knex): Promise<Map<string, string>> {
+  const [rows] = await db.raw(
+    `SELECT s.user_id, CAST(s.score AS CHAR) AS score FROM scores s JOIN users u ON u.id = s.user_id
+     WHERE u.status = 'active'`,
+  );
+  return new Map((rows as Array<{ user_id: string; score: string }>).map((r) => [r.user_id, r.score]));
+}
+
+export async function redisTotals(redis: Redis, zset: string): Promise<Map<string, string>> {
+  const flat = await redis.zrange(zset, '0', '-1', 'WITHSCORES');
+  const out = new Map<string, string>();
+  for (let i = 0; i < flat.length; i += 2) out.set(flat[i], flat[i + 1]);
+  return out;
+}
+
+/** The users whose mirrored score differs from MySQL (empty when the mirror under `prefix` is exact). */
+export async function mirrorDifferences(db: Knex, redis: Redis, prefix: string): Promise<string[]> {
+  const [m, r] = await Promise.all([mysqlTotals(db), redisTotals(redis, `${prefix}scores`)]);
+  const diff = [...m]
+    .filter(([user, score]) => r.get(user) !== score)
+    .map(([u, s]) => `${u}: ${s} vs ${r.get(u)}`);
+  for (const u of r.keys()) if (!m.has(u)) diff.push(`${u}: only in redis`);
+  return diff;
+}
+
+/** The top N body MySQL yields right now (what every instance must converge to). */
+export async function expectedTop(db: Knex, size = 10): Promise<string> {
+  return (await readSnapshot(db, size)).body.toString();
+}
+
+/** Per user: score equals the sum of its events, and each event's score_after chains from the previous one. */
+export async function ledgerProblems(db: Knex, users: string[]): Promise<string[]> {
+  if (users.length === 0) return [];
+  const problems: string[] = [];
+  const [scoreRows] = await db.raw(
+    `SELECT user_id, CAST(score AS CHAR) AS score FROM scores WHERE user_id IN (${users.map(() => '?').join(',')})`,
+    users,
+  );
+  const totals = new Map(
+    (scoreRows as Array<{ user_id: string; score: string }>).map((r) => [r.user_id, BigInt(r.score)]),
+  );
+  const [eventRows] = await db.raw(
+    `SELECT user_id, CAST(delta AS CHAR) AS delta, CAST(score_after AS CHAR) AS score_after FROM score_events
+     WHERE user_id IN (${users.map(() => '?').join(',')}) ORDER BY id`,
+    users,
+  );
+  const running = new Map<string, bigint>();
+  for (const e of eventRows as Array<{ user_id: string; delta: string; score_after: string }>) {
+    const next = (running.get(e.user_id) ?? 0n) + BigInt(e.delta);
+    if (next !== BigInt(e.score_after))
+      problems.push(`${e.user_id}: score_after ${e.score_after}, expected ${next}`);
+    running.set(e.user_id, next);
+  }
+  for (const u of users) {
+    const total = totals.get(u) ?? 0n;
+    if ((running.get(u) ?? 0n) !== total)
+      problems.push(`${u}: total ${total}, events sum ${running.get(u) ?? 0n}`);
+  }
+  return problems;
+}
