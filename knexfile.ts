@@ -65,7 +65,10 @@ export function knexConfig(databaseUrl: string, opts: KnexOptions = {}): Knex.Co
       max: opts.poolMax ?? 10,
       // Every session: UTC, and READ COMMITTED so locking reads never take gap locks (fewer deadlocks),
       // and a short lock wait so a stuck transaction fails fast instead of hanging a request.
-      afterCreate(conn: { query: (sql: string, cb: (err: Error | null) => void) => void }, done: (err: Error | null, c: unknown) => void) {
+      afterCreate(
+        conn: { query: (sql: string, cb: (err: Error | null) => void) => void },
+        done: (err: Error | null, c: unknown) => void,
+      ) {
         conn.query(
           "SET time_zone = '+00:00', innodb_lock_wait_timeout = 5; SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
           (err) => done(err, conn),

@@ -1,29 +1,29 @@
 import type { Knex } from 'knex';
 
 /** Demo users and starting scores. Idempotent: each starting score is an event with actionId "seed". */
-export const DEMO_USERS: Array<{ id: string; displayName: string; role: 'player' | 'admin'; score: number }> = [
-  { id: 'admin', displayName: 'Scoreboard Admin', role: 'admin', score: 0 },
-  { id: 'ada', displayName: 'Ada Lovelace', role: 'player', score: 1200 },
-  { id: 'grace', displayName: 'Grace Hopper', role: 'player', score: 1150 },
-  { id: 'alan', displayName: 'Alan Turing', role: 'player', score: 1150 },
-  { id: 'edsger', displayName: 'Edsger Dijkstra', role: 'player', score: 990 },
-  { id: 'barbara', displayName: 'Barbara Liskov', role: 'player', score: 870 },
-  { id: 'ken', displayName: 'Ken Thompson', role: 'player', score: 760 },
-  { id: 'margaret', displayName: 'Margaret Hamilton', role: 'player', score: 640 },
-  { id: 'linus', displayName: 'Linus Torvalds', role: 'player', score: 500 },
-  { id: 'donald', displayName: 'Donald Knuth', role: 'player', score: 420 },
-  { id: 'frances', displayName: 'Frances Allen', role: 'player', score: 310 },
-  { id: 'john', displayName: 'John McCarthy', role: 'player', score: 150 },
-];
+export const DEMO_USERS: Array<{ id: string; displayName: string; role: 'player' | 'admin'; score: number }> =
+  [
+    { id: 'admin', displayName: 'Scoreboard Admin', role: 'admin', score: 0 },
+    { id: 'ada', displayName: 'Ada Lovelace', role: 'player', score: 1200 },
+    { id: 'grace', displayName: 'Grace Hopper', role: 'player', score: 1150 },
+    { id: 'alan', displayName: 'Alan Turing', role: 'player', score: 1150 },
+    { id: 'edsger', displayName: 'Edsger Dijkstra', role: 'player', score: 990 },
+    { id: 'barbara', displayName: 'Barbara Liskov', role: 'player', score: 870 },
+    { id: 'ken', displayName: 'Ken Thompson', role: 'player', score: 760 },
+    { id: 'margaret', displayName: 'Margaret Hamilton', role: 'player', score: 640 },
+    { id: 'linus', displayName: 'Linus Torvalds', role: 'player', score: 500 },
+    { id: 'donald', displayName: 'Donald Knuth', role: 'player', score: 420 },
+    { id: 'frances', displayName: 'Frances Allen', role: 'player', score: 310 },
+    { id: 'john', displayName: 'John McCarthy', role: 'player', score: 150 },
+  ];
 
 export async function seed(knex: Knex): Promise<void> {
   for (const u of DEMO_USERS) {
     await knex.transaction(async (trx) => {
-      await trx.raw('INSERT INTO users (id, display_name, role) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE id = id', [
-        u.id,
-        u.displayName,
-        u.role,
-      ]);
+      await trx.raw(
+        'INSERT INTO users (id, display_name, role) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE id = id',
+        [u.id, u.displayName, u.role],
+      );
       if (u.score === 0) return;
       const seeded = await trx('score_events').where({ user_id: u.id, action_id: 'seed' }).first('id');
       if (seeded) return;

@@ -116,15 +116,21 @@ export function createApp(deps: AppDeps): Koa {
       maxScoreIncrement: config.maxScoreIncrement,
       maxBodyBytes: config.maxBodyBytes,
     });
-    scoreReadRoutes(api, { db: deps.db, mirror: deps.mirror, loadCaller: deps.loadCaller });
+    scoreReadRoutes(api, {
+      db: deps.db,
+      mirror: deps.mirror,
+      loadCaller: deps.loadCaller,
+      verifyToken: deps.verifyToken,
+    });
     userRoutes(api, {
       db: deps.db,
       loadCaller: deps.loadCaller,
+      verifyToken: deps.verifyToken,
       mirror: deps.mirror,
       onChanged: deps.snapshot.markDirty,
       maxBodyBytes: config.maxBodyBytes,
     });
-    cheatRoutes(api, { loadCaller: deps.loadCaller, cheat: deps.cheat });
+    cheatRoutes(api, { loadCaller: deps.loadCaller, verifyToken: deps.verifyToken, cheat: deps.cheat });
     app.use(api.routes()).use(api.allowedMethods({ throw: true }));
   }
   return app;

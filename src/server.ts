@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { createApp } from './app';
-import { ConfigError, loadConfig, type Config } from './config';
+import { loadConfigOrExit, type Config } from './config';
 import { createDb } from './db';
 import { createLogger } from './logger';
 import { createRedis } from './redis';
@@ -147,16 +147,7 @@ function runPrimary(config: Config): void {
 }
 
 async function main(): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      process.exit(1);
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit();
   if (config.workers > 1 && cluster.isPrimary) return runPrimary(config);
   runUntilSignalled(await startServer(config, crashHooks(config)), config);
 }

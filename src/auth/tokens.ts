@@ -1,6 +1,6 @@
 import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { Config } from '../config';
 import { unauthorized } from '../errors';
 
@@ -80,4 +80,16 @@ export function signToken(
   if (claims.name) payload.name = claims.name;
   if (claims.role) payload.role = claims.role;
   return jwt.sign(payload, jwtConfig.signingKey, options);
+}
+
+/**
+ * Verifies the bearer token before anything else (401 first), without touching the database: the route then
+ * validates its input and only afterwards loads (or provisions) the caller, so bad input never creates a user.
+ */
+export function authenticate(verify: TokenVerifier): Middleware {
+  return async (ctx, next) => {
+    ctx.state.claims = verify(ctx);
+    ctx.state.userId = ctx.state.claims.userId;
+    await next();
+  };
 }

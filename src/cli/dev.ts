@@ -1,5 +1,5 @@
 import { parseDatabaseUrl } from '../../knexfile';
-import { ConfigError, loadConfig, type Config } from '../config';
+import { loadConfigOrExit, type Config } from '../config';
 import { runUntilSignalled, startServer } from '../server';
 import { createDatabase, migrateLatest, runSeeds } from './db';
 import { DEV_JWT_SECRET, mintToken, TokenCliError } from './token';
@@ -101,16 +101,7 @@ async function main(): Promise<void> {
   }
   process.env.NODE_ENV ??= 'development';
 
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      process.exit(1);
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit();
 
   await prepareDatabase(config.databaseUrl);
   let instance;

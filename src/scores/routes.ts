@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Middleware } from 'koa';
 import type { CallerLoader } from '../auth/caller';
-import type { TokenVerifier } from '../auth/tokens';
+import { authenticate, type TokenVerifier } from '../auth/tokens';
 import { readJsonBody } from '../body';
 import { badRequest, forbidden } from '../errors';
 import { validate } from '../validation';
@@ -25,13 +25,7 @@ export function scoreWriteRoutes(
     admin: updateBodySchema(deps.maxScoreIncrement, true),
   };
 
-  const authenticate: Middleware = async (ctx, next) => {
-    ctx.state.claims = deps.verifyToken(ctx);
-    ctx.state.userId = ctx.state.claims.userId;
-    await next();
-  };
-
-  router.post('/scores/update', authenticate, deps.writeLimit, async (ctx) => {
+  router.post('/scores/update', authenticate(deps.verifyToken), deps.writeLimit, async (ctx) => {
     // Validate the shape before touching the database (malformed input never provisions a user), using the
     // admins' rules, the wider ones; the caller's role from the database then narrows them for players.
     const raw = await readJsonBody(ctx, deps.maxBodyBytes);

@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import Joi from 'joi';
 import type { CallerLoader } from '../auth/caller';
-import { USER_ID_PATTERN } from '../auth/tokens';
+import { authenticate, USER_ID_PATTERN, type TokenVerifier } from '../auth/tokens';
 import { readJsonBody } from '../body';
 import type { Db } from '../db';
 import { forbidden, notFound, unprocessable } from '../errors';
@@ -21,14 +21,21 @@ export const userIdParam = Joi.string().pattern(USER_ID_PATTERN, 'user id').requ
 
 export function userRoutes(
   router: Router,
-  deps: { db: Db; loadCaller: CallerLoader; mirror: Mirror; onChanged: () => void; maxBodyBytes: number },
+  deps: {
+    db: Db;
+    loadCaller: CallerLoader;
+    verifyToken: TokenVerifier;
+    mirror: Mirror;
+    onChanged: () => void;
+    maxBodyBytes: number;
+  },
 ) {
   /** Admin: ban or unban, rename, change role. Bans leave the top N and rank answers within one tick. */
-  router.patch('/users/:userId', async (ctx) => {
-    const caller = await deps.loadCaller(ctx);
-    if (caller.role !== 'admin') throw forbidden('Only admins may change users.');
+  router.patch('/users/:userId', authenticate(deps.verifyToken), async (ctx) => {
     const userId = validate(userIdParam, ctx.params.userId, 'path');
     const changes = validate(patchSchema, await readJsonBody(ctx, deps.maxBodyBytes));
+    const caller = await deps.loadCaller(ctx);
+    if (caller.role !== 'admin') throw forbidden('Only admins may change users.');
     if (userId === caller.id && (changes.status === 'banned' || changes.role === 'player')) {
       throw unprocessable('Admins cannot ban or demote themselves.');
     }
