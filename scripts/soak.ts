@@ -29,6 +29,7 @@ import { knexConfig } from '../knexfile';
 import { signToken } from '../src/auth/tokens';
 import { createDatabase, migrateLatest } from '../src/cli/db';
 import { readSnapshot } from '../src/snapshot/engine';
+import { deleteKeysWithPrefix } from '../src/redis';
 
 const { values: args } = parseArgs({
   options: {
@@ -157,14 +158,7 @@ async function run(state: { cleanup: () => Promise<void> }): Promise<number> {
     const server = knex(knexConfig(databaseUrl, { noDatabase: true, poolMax: 1 }));
     await server.raw(`DROP DATABASE IF EXISTS \`scoreboard_soak_${tag}\``).catch(() => {});
     await server.destroy();
-    const redis = new Redis(redisUrl);
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-    redis.disconnect();
+    await deleteKeysWithPrefix(redisUrl, prefix);
   };
   state.cleanup = cleanup;
   process.once('SIGINT', () => {

@@ -1,8 +1,8 @@
 import knex, { type Knex } from 'knex';
-import { Redis } from 'ioredis';
 import { knexConfig, parseDatabaseUrl } from '../../knexfile';
 import { signToken } from '../../src/auth/tokens';
 import { createDatabase, migrateLatest } from '../../src/cli/db';
+import { deleteKeysWithPrefix } from '../../src/redis';
 
 /** Zero-padded so that id order is numeric order: the seed appends to the primary key instead of splitting it. */
 export const userId = (i: number) => `u${String(i).padStart(7, '0')}`;
@@ -71,20 +71,8 @@ export function tokensFor(secret: string, ids: string[]): string[] {
   return ids.map((sub) => `Bearer ${signToken({ algorithm: 'HS256', signingKey: secret }, { sub }, '6h')}`);
 }
 
-/** Deletes only keys under our prefix on the shared Redis (SCAN + UNLINK; never FLUSHALL). */
+/** Deletes only keys under our prefix on the shared Redis (never FLUSHALL). */
 export async function deleteKeys(redisUrl: string, prefix: string): Promise<number> {
   if (!prefix.startsWith('sbbench:')) throw new Error(`refusing to delete keys under "${prefix}"`);
-  const redis = new Redis(redisUrl);
-  let deleted = 0;
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length) deleted += await redis.unlink(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-  return deleted;
+  return deleteKeysWithPrefix(redisUrl, prefix);
 }

@@ -1,8 +1,8 @@
 import knex from 'knex';
-import { Redis } from 'ioredis';
 import { knexConfig } from '../../knexfile';
 import { createDatabase, migrateLatest } from '../../src/cli/db';
 import { RUN_PREFIX, TEST_DATABASE_URL, TEST_REDIS_URL } from './env';
+import { deleteKeysWithPrefix } from '../../src/redis';
 
 /** A plain knex handle on the test database, for assertions. */
 export const testDb = () => knex(knexConfig(TEST_DATABASE_URL, { poolMax: 4 }));
@@ -26,15 +26,5 @@ export async function resetTables(): Promise<void> {
 
 /** Deletes only this run's keys on the shared Redis (never FLUSHALL). */
 export async function deleteRunKeys(prefix = RUN_PREFIX): Promise<void> {
-  const redis = new Redis(TEST_REDIS_URL);
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
+  await deleteKeysWithPrefix(TEST_REDIS_URL, prefix);
 }
