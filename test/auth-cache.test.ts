@@ -1,60 +1,24 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import type { Knex } from 'knex';
-import supertest from 'supertest';
-import { createApp } from '../src/app';
-import { createCallerLoader } from '../src/auth/caller';
-import { createDb } from '../src/db';
-import { createLogger } from '../src/logger';
-import { createRedis } from '../src/redis';
-import { createServices } from '../src/services';
+import type supertest from 'supertest';
 import { expectProblem, insertUser, mysqlEvents, mysqlScore, mysqlUser } from './helpers/assertions';
 import { testDb } from './helpers/database';
 import { testConfig, tokenFor, uniqueUser } from './helpers/env';
-import { eventually } from './helpers/instance';
+import { eventually, startInstance } from './helpers/instance';
 
-/**
- * An instance as test/helpers/instance.ts starts it, with the authorization cache wired from
- * AUTH_CACHE_TTL_MS whatever src/services.ts passes, so these tests pin the cache's behaviour on their own.
- */
+/** An instance with the authorization cache at the given TTL, counting the authorization lookups it sends. */
 async function startCachingInstance(ttlMs: number) {
-  const config = testConfig({ AUTH_CACHE_TTL_MS: String(ttlMs) });
-  const logger = createLogger(config.logLevel);
-  const db = createDb(config);
-  const redis = createRedis(config);
-  const subscriber = createRedis(config);
-  const services = createServices({ config, db, redis, subscriber, logger });
-  const loadCaller = createCallerLoader({
-    db,
-    verifyToken: services.verifyToken,
-    autoProvision: config.autoProvisionUsers,
-    cacheTtlMs: config.authCacheTtlMs,
-  });
-  const app = createApp({ config, logger, db, redis, ...services, loadCaller });
-  const server = http.createServer(app.callback());
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  await services.start();
+  const app = await startInstance({ AUTH_CACHE_TTL_MS: String(ttlMs) });
   const sql: string[] = [];
-  db.on('query', (q: { sql: string }) => sql.push(q.sql));
-  return {
-    db,
-    request: supertest(`http://127.0.0.1:${(server.address() as AddressInfo).port}`),
+  app.db.on('query', (q: { sql: string }) => sql.push(q.sql));
+  return Object.assign(app, {
     /** Authorization lookups (src/users/store.ts findUser) sent while `fn` runs. */
     async userLookups(fn: () => Promise<unknown>): Promise<number> {
       const from = sql.length;
       await fn();
-      return sql.slice(from).filter((s) => /FROM users WHERE id = \?/i.test(s)).length;
+      return sql.slice(from).filter((q) => /FROM users WHERE id = \?/i.test(q)).length;
     },
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-      await services.stop();
-      redis.disconnect();
-      subscriber.disconnect();
-      await db.destroy();
-    },
-  };
+  });
 }
 type CachingInstance = Awaited<ReturnType<typeof startCachingInstance>>;
 

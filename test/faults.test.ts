@@ -7,7 +7,7 @@ import { deleteRunKeys, resetTables, testDb } from './helpers/database';
 import { RUN_PREFIX, TEST_DATABASE_URL, TEST_REDIS_URL, uniqueUser } from './helpers/env';
 import { eventually, startInstance, type Instance } from './helpers/instance';
 import { postDelta, startPollLoad, startWriteLoad, type WriteOutcome } from './helpers/load';
-import { expectedTop, ledgerProblems, mirrorDifferences } from './helpers/mirror';
+import { expectedTop, ledgerProblems, waitForMirror } from './helpers/mirror';
 import { spawnServer } from './helpers/process';
 import { openRawStream } from './helpers/sse';
 import { startTcpProxy } from './helpers/tcp-proxy';
@@ -140,15 +140,7 @@ describe('fault injection', function () {
 
         // Converged: every user's Redis score equals MySQL's, and the snapshot is MySQL's top N.
         const healed = Date.now();
-        await eventually(
-          async () => (await mirrorDifferences(db, direct, prefix)).length === 0,
-          10_000,
-          100,
-        ).catch(async (err) => {
-          throw new Error(
-            `${err.message}: ${(await mirrorDifferences(db, direct, prefix)).slice(0, 5).join('; ')}`,
-          );
-        });
+        await waitForMirror(db, direct, prefix);
         expect(Date.now() - healed).to.be.below(10_000);
         const want = await expectedTop(db);
         await eventually(async () => (await app.request.get('/api/v1/scores/top')).text === want, 5000);
@@ -379,7 +371,7 @@ describe('fault injection', function () {
       const restarted = await spawnServer({ REDIS_PREFIX: prefix });
       try {
         await eventually(async () => (await direct.zscore(`${prefix}scores`, user)) === '8', 10_000, 100);
-        await eventually(async () => (await mirrorDifferences(db, direct, prefix)).length === 0, 10_000, 100);
+        await waitForMirror(db, direct, prefix);
         // The client's retry of the unanswered request is recognised, not applied again.
         const retry = await postDelta(restarted.url, user, 3, 'crash-1');
         expect(retry.status).to.equal(200);

@@ -5,7 +5,7 @@ import { insertUser, mysqlEvents } from './helpers/assertions';
 import { deleteRunKeys, resetTables, testDb } from './helpers/database';
 import { RUN_PREFIX, TEST_DATABASE_URL, TEST_REDIS_URL, tokenFor, uniqueUser } from './helpers/env';
 import { eventually, startInstance, type Instance } from './helpers/instance';
-import { expectedTop, ledgerProblems, mirrorDifferences } from './helpers/mirror';
+import { expectedTop, ledgerProblems, waitForMirror } from './helpers/mirror';
 import { startTcpProxy } from './helpers/tcp-proxy';
 
 /**
@@ -297,15 +297,7 @@ describe('history check (randomized workload with faults across two instances)',
     expect(await ledgerProblems(db, users)).to.deep.equal([]);
 
     // 4. Redis equals MySQL (within 10 s of the last fault healing).
-    await eventually(
-      async () => (await mirrorDifferences(db, direct, prefix)).length === 0,
-      10_000,
-      100,
-    ).catch(async (err) => {
-      throw new Error(
-        `${err.message}: ${(await mirrorDifferences(db, direct, prefix)).slice(0, 5).join('; ')}; ${context()}`,
-      );
-    });
+    await waitForMirror(db, direct, prefix, 10_000, context());
 
     // 5. Both instances serve the same final snapshot: MySQL's top N, byte for byte, with the same ETag.
     const want = await expectedTop(db);

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { Redis } from 'ioredis';
 import { readSnapshot } from '../../src/snapshot/engine';
+import { eventually } from './instance';
 
 /** Every active user's committed total, exactly as the mirror's sorted set should hold it. */
 export async function mysqlTotals(db: Knex): Promise<Map<string, string>> {
@@ -29,6 +30,24 @@ export async function mirrorDifferences(db: Knex, redis: Redis, prefix: string):
 }
 
 /** The top N body MySQL yields right now (what every instance must converge to). */
+/** Waits until Redis equals MySQL for every user; on timeout the error lists the first differences. */
+export async function waitForMirror(
+  db: Knex,
+  redis: Redis,
+  prefix: string,
+  timeoutMs = 10_000,
+  context = '',
+): Promise<void> {
+  await eventually(
+    async () => (await mirrorDifferences(db, redis, prefix)).length === 0,
+    timeoutMs,
+    100,
+  ).catch(async (err: Error) => {
+    const diffs = (await mirrorDifferences(db, redis, prefix)).slice(0, 5).join('; ');
+    throw new Error(`${err.message}: ${diffs}${context ? `; ${context}` : ''}`);
+  });
+}
+
 export async function expectedTop(db: Knex, size = 10): Promise<string> {
   return (await readSnapshot(db, size)).body.toString();
 }
