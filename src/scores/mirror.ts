@@ -228,7 +228,6 @@ export function createMirror(deps: {
   }
 
   return {
-    keys,
     apply,
     ranks,
     lookup,

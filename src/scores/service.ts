@@ -53,7 +53,7 @@ export function createScoreService(deps: {
   }
 
   const queue = createWriteQueue<DeltaRequest, DeltaOutcome>({ ...deps.batching, run: runBatch });
-  return { submit: queue.submit, drain: queue.drain, stats: queue.stats };
+  return { submit: queue.submit, drain: queue.drain };
 }
 
 export type ScoreService = ReturnType<typeof createScoreService>;

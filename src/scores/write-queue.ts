@@ -97,6 +97,5 @@ export function createWriteQueue<Req, Out>(opts: WriteQueueOptions<Req, Out>) {
       if (active === 0 && queue.length === 0) return Promise.resolve();
       return new Promise((r) => idleWaiters.push(r));
     },
-    stats: () => ({ queued: queue.length, inFlight }),
   };
 }
