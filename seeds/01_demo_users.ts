@@ -1,6 +1,10 @@
 import type { Knex } from 'knex';
 
-/** Demo users and starting scores. Idempotent: each starting score is an event with actionId "seed". */
+/**
+ * Demo users and starting scores, including a well-known admin: loaded only when SEED_DEMO=true (`npm run dev`
+ * sets it), so a production database is never seeded with an admin whose id anyone can guess. Idempotent:
+ * each starting score is an event with actionId "seed".
+ */
 export const DEMO_USERS: Array<{ id: string; displayName: string; role: 'player' | 'admin'; score: number }> =
   [
     { id: 'admin', displayName: 'Scoreboard Admin', role: 'admin', score: 0 },
@@ -18,6 +22,10 @@ export const DEMO_USERS: Array<{ id: string; displayName: string; role: 'player'
   ];
 
 export async function seed(knex: Knex): Promise<void> {
+  if (process.env.SEED_DEMO !== 'true') {
+    console.log('demo users skipped (set SEED_DEMO=true to load them)');
+    return;
+  }
   for (const u of DEMO_USERS) {
     await knex.transaction(async (trx) => {
       await trx.raw(

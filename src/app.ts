@@ -115,6 +115,7 @@ export function createApp(deps: AppDeps): Koa {
       scores: deps.scores,
       maxScoreIncrement: config.maxScoreIncrement,
       maxBodyBytes: config.maxBodyBytes,
+      retryAfterS: config.retryAfterS,
     });
     scoreReadRoutes(api, {
       db: deps.db,

@@ -20,6 +20,10 @@ export interface Config {
     issuer?: string;
     audience?: string;
     clockToleranceS: number;
+    /** Tokens issued (`iat`) longer ago than this are refused, and so are tokens without `iat`. */
+    maxAgeS?: number;
+    /** The JOSE `typ` header every token must carry (e.g. `at+jwt`), when set. */
+    typ?: string;
   };
   autoProvisionUsers: boolean;
   authCacheTtlMs: number;
@@ -35,7 +39,8 @@ export interface Config {
   corsOrigins: string[];
   mirrorSyncIntervalMs: number;
   mirrorSyncWindowMs: number;
-  writeBatching: { maxBatch: number; maxWaitMs: number; concurrency: number };
+  writeBatching: { maxBatch: number; maxWaitMs: number; concurrency: number; maxQueued: number };
+  maxConnections?: number;
   sse: { heartbeatMs: number; maxBufferBytes: number; maxClients: number; retryMs: number; perIp: number };
   rateLimit: { writesPerMin: number; readsPerMin: number; streamsPerIp: number; flagAfter: number };
   suspiciousPointsPerMin: number;
@@ -46,6 +51,12 @@ export interface Config {
 }
 
 const HMAC = ['HS256', 'HS384', 'HS512'];
+
+/**
+ * The well-known secret `npm run dev` and `npm run token` fall back to when no key is configured. Public on
+ * purpose, so anyone can try the API locally; production refuses it by value.
+ */
+export const DEV_JWT_SECRET = 'dev-only-insecure-secret-never-use-in-production!!';
 
 const schema = Joi.object({
   NODE_ENV: Joi.string().valid('development', 'production', 'test').default('production'),
@@ -68,9 +79,17 @@ const schema = Joi.object({
   JWT_ALGORITHM: Joi.string()
     .valid('HS256', 'HS384', 'HS512', 'RS256', 'ES256')
     .default((parent: Record<string, unknown>) => (parent.JWT_PUBLIC_KEY ? 'RS256' : 'HS256')),
-  JWT_ISSUER: Joi.string(),
-  JWT_AUDIENCE: Joi.string(),
+  // In production a token must name us: without iss/aud checks, a token the same identity provider issued for
+  // another application would be accepted here.
+  JWT_ISSUER: Joi.string().when('NODE_ENV', { is: 'production', then: Joi.required() }).messages({
+    'any.required': '"JWT_ISSUER" is required when NODE_ENV is production (tokens must name their issuer)',
+  }),
+  JWT_AUDIENCE: Joi.string().when('NODE_ENV', { is: 'production', then: Joi.required() }).messages({
+    'any.required': '"JWT_AUDIENCE" is required when NODE_ENV is production (tokens must be meant for us)',
+  }),
   JWT_CLOCK_TOLERANCE_S: Joi.number().integer().min(0).max(300).default(30),
+  JWT_MAX_AGE_S: Joi.number().integer().min(1).max(31_536_000),
+  JWT_TYP: Joi.string().pattern(/^[\x21-\x7e]{1,64}$/, 'a media type such as at+jwt'),
   AUTO_PROVISION_USERS: Joi.boolean().default(true),
   // How long an instance may reuse a user's role and status without asking MySQL (0: ask on every request).
   // Bans still stop writes at once (the write transaction re-checks under lock); role changes made on another
@@ -94,6 +113,10 @@ const schema = Joi.object({
   // 5 ms and 2 gave the biggest batches and the best throughput on 2 cores (BENCHMARKS.md).
   WRITE_BATCH_WAIT_MS: Joi.number().integer().min(0).max(1000).default(5),
   WRITE_CONCURRENCY: Joi.number().integer().min(1).max(64).default(2),
+  // Writes waiting for a transaction; past it a write is 503 + Retry-After at once (load shedding).
+  WRITE_QUEUE_MAX: Joi.number().integer().min(1).max(1_000_000).default(5000),
+  // Open TCP connections per process (server.maxConnections); unset means Node's default, no limit.
+  MAX_CONNECTIONS: Joi.number().integer().min(1).max(1_000_000),
   RATE_LIMIT_WRITES_PER_MIN: Joi.number().integer().min(1).default(120),
   RATE_LIMIT_READS_PER_MIN: Joi.number().integer().min(1).default(600),
   RATE_LIMIT_STREAMS_PER_IP: Joi.number().integer().min(1).default(20),
@@ -117,6 +140,10 @@ const schema = Joi.object({
     'object.and': 'set both "TLS_CERT_FILE" and "TLS_KEY_FILE", or neither',
   })
   .custom((env: Record<string, unknown>, helpers) => {
+    if (env.NODE_ENV === 'production' && env.JWT_SECRET === DEV_JWT_SECRET)
+      return helpers.message({
+        custom: '"JWT_SECRET" is the public development secret of `npm run dev`; production needs its own',
+      });
     const hmac = HMAC.includes(env.JWT_ALGORITHM as string);
     if (hmac && !env.JWT_SECRET)
       return helpers.message({ custom: `"JWT_ALGORITHM" ${env.JWT_ALGORITHM} needs "JWT_SECRET"` });
@@ -172,6 +199,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       issuer: v.JWT_ISSUER,
       audience: v.JWT_AUDIENCE,
       clockToleranceS: v.JWT_CLOCK_TOLERANCE_S,
+      maxAgeS: v.JWT_MAX_AGE_S,
+      typ: v.JWT_TYP,
     },
     autoProvisionUsers: v.AUTO_PROVISION_USERS,
     authCacheTtlMs: v.AUTH_CACHE_TTL_MS,
@@ -194,7 +223,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxBatch: v.WRITE_BATCH_MAX,
       maxWaitMs: v.WRITE_BATCH_WAIT_MS,
       concurrency: v.WRITE_CONCURRENCY,
+      maxQueued: v.WRITE_QUEUE_MAX,
     },
+    maxConnections: v.MAX_CONNECTIONS,
     rateLimit: {
       writesPerMin: v.RATE_LIMIT_WRITES_PER_MIN,
       readsPerMin: v.RATE_LIMIT_READS_PER_MIN,

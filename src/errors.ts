@@ -20,6 +20,7 @@ export const unauthorized = (detail = 'A valid bearer token is required.') =>
   new HttpError(401, 'Unauthorized', detail, {}, { 'WWW-Authenticate': 'Bearer realm="scoreboard"' });
 export const forbidden = (detail: string) => new HttpError(403, 'Forbidden', detail);
 export const notFound = (detail: string) => new HttpError(404, 'Not Found', detail);
+export const conflict = (detail: string) => new HttpError(409, 'Conflict', detail);
 export const unprocessable = (detail: string) => new HttpError(422, 'Unprocessable Content', detail);
 export const unavailable = (detail: string, retryAfterS: number) =>
   new HttpError(503, 'Service Unavailable', detail, {}, { 'Retry-After': String(retryAfterS) });

@@ -1,3 +1,4 @@
+import { applyServerLimits } from './server-limits';
 import cluster from 'node:cluster';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -37,9 +38,7 @@ export async function startServer(config: Config, hooks: ServiceHooks = {}) {
         app.callback(),
       )
     : http.createServer({ connectionsCheckingInterval }, app.callback());
-  // A request must arrive whole within the timeout (slow-body attacks end there); streams are responses, unaffected.
-  server.requestTimeout = config.requestTimeoutMs;
-  server.headersTimeout = Math.min(config.requestTimeoutMs, 10_000);
+  applyServerLimits(server, config);
   await services.start();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -52,7 +52,6 @@ describe('attack suite', function () {
     await deleteRunKeys(); // and the mirror of the rows just deleted (users are never deleted in production)
     db = testDb();
     app = await startInstance({ AUTH_CACHE_TTL_MS: '0' });
-    await app.request.get('/api/v1/admin/flags').set('Authorization', `Bearer ${adminToken()}`); // provisions the admin
   });
   after(async () => {
     await app.close();
@@ -192,7 +191,7 @@ describe('attack suite', function () {
         // A player's token that claims admin: the role comes from the database, never from the token.
         app.request
           .post(PATH)
-          .set('Authorization', `Bearer ${tokenFor(player, { admin: true })}`)
+          .set('Authorization', `Bearer ${tokenFor(player, { claims: { role: 'admin' } })}`)
           .send({ userId: victim, scoreIncrement: 5 }),
       ];
       for (const res of await Promise.all(attempts)) expectProblem(res, 403);
@@ -383,32 +382,42 @@ describe('attack suite', function () {
       }
     });
 
-    it('keeps SSE framing intact whatever a display name holds, set through the API (PATCH and token name)', async () => {
-      const names = [
+    it('keeps SSE framing intact whatever a display name holds: line breaks are refused, the rest kept as text', async () => {
+      // Line breaks (CR, LF, NEL, LS, PS) are control or separator characters: PATCH refuses them (400) and a
+      // token's name with them is ignored (the user shows as its id). What is left may still look like SSE
+      // fields or JSON, and must travel as plain text inside one data: line.
+      const broken = [
         'evil\n\nevent: hacked\ndata: {"pwned":true}\n\nend',
         'cr\rid: 666\r\rretry: 1',
         'ls\u2028ps\u2029nel\u0085end',
         'data: x\r\n\r\nevent: y',
       ];
+      const kept = [
+        'event: hacked data: {"pwned":true}',
+        'id: 666 retry: 1',
+        '"}]},{"userId":"x"',
+        '</script><b>',
+      ];
       const stream = openRawStream(`${app.url}/api/v1/scores/stream`);
       await stream.ready;
-      const users: string[] = [];
-      for (const [i, name] of names.entries()) {
+      const want = new Map<string, string>();
+      for (const [i, name] of [...broken, ...kept].entries()) {
         const u = uniqueUser('sse');
-        users.push(u);
+        const refused = i < broken.length;
         // Half through PATCH, half through the token's name claim on first sight.
-        if (i % 2) await addPoints(app, u, 1, name.slice(0, 100));
+        if (i % 2) await addPoints(app, u, 1, name);
         else {
           await addPoints(app, u, 1);
           const res = await app.request
             .patch(`/api/v1/users/${u}`)
             .set('Authorization', `Bearer ${adminToken()}`)
             .send({ displayName: name });
-          expect(res.status, res.text).to.equal(200);
+          expect(res.status, res.text).to.equal(refused ? 400 : 200);
         }
+        want.set(u, refused ? u : name);
         await addToTop(app, u); // into the top N, so the name goes out on the stream
       }
-      await eventually(() => users.every((u) => stream.text.includes(u)), 3000);
+      await eventually(() => [...want.keys()].every((u) => stream.text.includes(u)), 3000);
       for (const block of stream.blocks()) {
         expect(block.event === undefined || block.event === 'scoreboard', JSON.stringify(block)).to.equal(
           true,
@@ -419,10 +428,7 @@ describe('attack suite', function () {
         }
       }
       const last = JSON.parse(stream.events().at(-1)!.data) as Array<{ userId: string; displayName: string }>;
-      for (const [i, u] of users.entries()) {
-        const want = i % 2 ? names[i].slice(0, 100).trim() : names[i].trim();
-        expect(last.find((e) => e.userId === u)?.displayName).to.equal(want);
-      }
+      for (const [u, name] of want) expect(last.find((e) => e.userId === u)?.displayName).to.equal(name);
       stream.close();
     });
   });

@@ -3,11 +3,13 @@ import { expect } from 'chai';
 import { ConfigError, loadConfig } from '../src/config';
 
 const SECRET_32 = 's'.repeat(32);
+/** NODE_ENV defaults to production, which requires these two. */
+const NAMED = { JWT_ISSUER: 'https://issuer.test', JWT_AUDIENCE: 'scoreboard' };
 
-/** loadConfig's error, or a failure when it did not throw. */
+/** loadConfig's error (issuer and audience set unless `env` says otherwise), or a failure if it did not throw. */
 function configError(env: Record<string, string>): ConfigError {
   try {
-    loadConfig(env as NodeJS.ProcessEnv);
+    loadConfig({ ...NAMED, ...env } as NodeJS.ProcessEnv);
   } catch (err) {
     expect(err).to.be.instanceOf(ConfigError);
     return err as ConfigError;
@@ -17,7 +19,7 @@ function configError(env: Record<string, string>): ConfigError {
 
 describe('configuration (loadConfig)', () => {
   it('applies the documented defaults', () => {
-    const config = loadConfig({ JWT_SECRET: SECRET_32 } as NodeJS.ProcessEnv);
+    const config = loadConfig({ ...NAMED, JWT_SECRET: SECRET_32 } as NodeJS.ProcessEnv);
     expect(config).to.include({
       port: 3000,
       databaseUrl: 'mysql://root@127.0.0.1:3306/scoreboard',
@@ -45,6 +47,7 @@ describe('configuration (loadConfig)', () => {
 
   it('fails with one message that names every problem', () => {
     const err = configError({
+      ...NAMED,
       PORT: 'not-a-port',
       JWT_SECRET: 'short',
       DATABASE_URL: 'postgres://elsewhere/db',
@@ -58,7 +61,7 @@ describe('configuration (loadConfig)', () => {
 
   it('refuses a JWT_SECRET shorter than 32 bytes, and accepts one of 32', () => {
     expect(configError({ JWT_SECRET: 's'.repeat(31) }).message).to.match(/"JWT_SECRET".*32/);
-    expect(loadConfig({ JWT_SECRET: SECRET_32 } as NodeJS.ProcessEnv).jwt.key).to.equal(SECRET_32);
+    expect(loadConfig({ ...NAMED, JWT_SECRET: SECRET_32 } as NodeJS.ProcessEnv).jwt.key).to.equal(SECRET_32);
   });
 
   it('requires one of JWT_SECRET and JWT_PUBLIC_KEY', () => {
@@ -74,7 +77,7 @@ describe('configuration (loadConfig)', () => {
     });
 
     it('defaults to RS256 and uses the key', () => {
-      const config = loadConfig({ JWT_PUBLIC_KEY: publicKey } as NodeJS.ProcessEnv);
+      const config = loadConfig({ ...NAMED, JWT_PUBLIC_KEY: publicKey } as NodeJS.ProcessEnv);
       expect(config.jwt).to.include({ algorithm: 'RS256', key: publicKey });
     });
 
@@ -85,7 +88,7 @@ describe('configuration (loadConfig)', () => {
     });
 
     it('refuses an HMAC algorithm with only a public key, and a key that is not PEM', () => {
-      expect(configError({ JWT_PUBLIC_KEY: publicKey, JWT_ALGORITHM: 'HS256' }).message).to.include(
+      expect(configError({ ...NAMED, JWT_PUBLIC_KEY: publicKey, JWT_ALGORITHM: 'HS256' }).message).to.include(
         'JWT_SECRET',
       );
       expect(configError({ JWT_PUBLIC_KEY: 'not a key' }).message).to.include('JWT_PUBLIC_KEY');

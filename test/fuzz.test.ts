@@ -151,7 +151,7 @@ describe('fuzzing every endpoint (fast-check)', function () {
   );
   const token = fc.oneof(
     subject.map((sub) => tokenFor(sub)),
-    subject.map((sub) => tokenFor(sub, { admin: true, name: 'Fuzzy' })),
+    subject.map((sub) => tokenFor(sub, { claims: { role: 'admin' }, name: 'Fuzzy' })),
     fc.constantFrom(admin).map((sub) => tokenFor(sub)),
     subject.map((sub) => tokenFor(sub, { ttl: -120 })),
     subject.map((sub) => tokenFor(sub, { secret: 'not-the-secret-but-long-enough-for-hs256' })),

@@ -399,7 +399,10 @@ describe('POST /scores/update', () => {
           const [u, victim] = [uniqueUser(), uniqueUser()];
           await insertUser(db, u, { role: 'player' });
           await insertUser(db, victim);
-          const res = await post(tokenFor(u, { admin: true }), { userId: victim, scoreIncrement: 1 });
+          const res = await post(tokenFor(u, { claims: { role: 'admin' } }), {
+            userId: victim,
+            scoreIncrement: 1,
+          });
           expectProblem(res, 403);
           expect(await mysqlUser(db, u)).to.include({ role: 'player' });
           expect(await mysqlEvents(db, victim)).to.have.length(0);

@@ -1,12 +1,13 @@
 import { expect } from 'chai';
 import { resetTables, deleteRunKeys } from './helpers/database';
 import { addPoints } from './helpers/api';
+import { ensureAdmin } from './helpers/assertions';
 import { RUN_PREFIX, tokenFor, uniqueUser } from './helpers/env';
 import { countQueries, eventually, startInstance, type Instance } from './helpers/instance';
 import { startTcpProxy } from './helpers/tcp-proxy';
 
 const ADMIN = 'snap-admin';
-const admin = () => tokenFor(ADMIN, { admin: true, name: 'Snapshot Admin' });
+const admin = () => tokenFor(ADMIN, { name: 'Snapshot Admin' });
 
 const add = addPoints;
 
@@ -39,8 +40,7 @@ describe('top-N snapshot', function () {
     await resetTables();
     a = await startInstance(fast);
     b = await startInstance(fast);
-    // The admin must exist before it can act.
-    await a.request.get('/api/v1/scores/users/x/events').set('Authorization', `Bearer ${admin()}`);
+    await ensureAdmin(a.db, ADMIN, 'Snapshot Admin'); // admins exist only in the database
   });
   after(async () => {
     await a.close();
@@ -121,7 +121,7 @@ describe('top-N snapshot', function () {
     // Start from empty tables and an empty mirror (users are never deleted in production; here they are).
     await resetTables();
     await deleteRunKeys(RUN_PREFIX);
-    await a.request.get('/api/v1/scores/users/x/events').set('Authorization', `Bearer ${admin()}`);
+    await ensureAdmin(a.db, ADMIN, 'Snapshot Admin');
     await eventually(() => a.services.mirror.isReady() && b.services.mirror.isReady());
     const [p, q, r, s] = ['tie-p', 'tie-q', 'tie-r', 'tie-s'];
     await add(a, s, 10); // reaches 10 first

@@ -38,11 +38,7 @@ export function createCallerLoader(deps: {
     const user = await findUser(deps.db, claims.userId);
     if (user) return user;
     if (!deps.autoProvision) throw forbidden('This user is not registered.');
-    return provisionUser(deps.db, {
-      id: claims.userId,
-      displayName: claims.name ?? claims.userId,
-      role: claims.role ?? 'player',
-    });
+    return provisionUser(deps.db, { id: claims.userId, displayName: claims.name ?? claims.userId });
   }
 
   async function loadCaller(ctx: Context): Promise<User> {

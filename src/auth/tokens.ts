@@ -3,12 +3,15 @@ import jwt from 'jsonwebtoken';
 import type { Context, Middleware } from 'koa';
 import type { Config } from '../config';
 import { unauthorized } from '../errors';
+import { normalizeDisplayName } from '../users/display-name';
 
+/**
+ * What a token says: who the caller is, and optionally what to call them. Never what they may do: roles and
+ * bans live in MySQL only, and a `role` claim (or any other) is ignored.
+ */
 export interface TokenClaims {
   userId: string;
   name?: string;
-  /** Only used to create a user that does not exist yet; the database decides afterwards. */
-  role?: 'player' | 'admin';
 }
 
 /** User ids are the token's `sub`: short, printable, and safe in URLs, logs and Redis keys. */
@@ -17,16 +20,21 @@ const MAX_TOKEN_LENGTH = 8192;
 
 /**
  * Verifies bearer tokens with the one configured algorithm (so `alg: none` and HS/RS confusion are refused),
- * requiring `exp`, checking `iss`/`aud` when configured. Every failure is the same 401: the client learns
- * nothing about which check failed.
+ * requiring `exp`, checking `iss`/`aud` when configured, `iat` against JWT_MAX_AGE_S and the JOSE `typ` header
+ * against JWT_TYP when those are set. Every failure is the same 401: the client learns nothing about which
+ * check failed.
  */
 export function createTokenVerifier(jwtConfig: Config['jwt']) {
-  const options: jwt.VerifyOptions = {
+  const options: jwt.VerifyOptions & { complete: true } = {
     algorithms: [jwtConfig.algorithm],
     clockTolerance: jwtConfig.clockToleranceS,
     issuer: jwtConfig.issuer,
     audience: jwtConfig.audience,
+    // jsonwebtoken refuses a token without `iat` when maxAge is set, as JWT_MAX_AGE_S promises.
+    maxAge: jwtConfig.maxAgeS,
+    complete: true,
   };
+  const typ = jwtConfig.typ === undefined ? undefined : mediaType(jwtConfig.typ);
   // Parsed once: given a string, jsonwebtoken re-parses the key on every call, first trying it as a PEM public
   // key and catching the failure, which was the most expensive step of an authenticated request.
   const key: KeyObject = jwtConfig.algorithm.startsWith('HS')
@@ -41,8 +49,11 @@ export function createTokenVerifier(jwtConfig: Config['jwt']) {
     let payload: jwt.JwtPayload;
     try {
       const decoded = jwt.verify(match[1], key, options);
-      if (typeof decoded === 'string') throw new Error('not a JSON payload');
-      payload = decoded;
+      if (typeof decoded.payload === 'string') throw new Error('not a JSON payload');
+      // RFC 8725 section 3.11: a token of another kind (an ID token where an access token is expected) is refused.
+      if (typ !== undefined && mediaType(String(decoded.header.typ ?? '')) !== typ)
+        throw new Error('unexpected typ header');
+      payload = decoded.payload;
     } catch (err) {
       ctx.state.log?.info({ reason: (err as Error).message }, 'token rejected');
       throw unauthorized('The bearer token is invalid or expired.');
@@ -55,18 +66,22 @@ export function createTokenVerifier(jwtConfig: Config['jwt']) {
       ctx.state.log?.info('token rejected: missing exp or unusable sub');
       throw unauthorized('The bearer token is invalid or expired.');
     }
-    const name = typeof payload.name === 'string' ? payload.name.trim().slice(0, 100) : undefined;
-    const role = payload.role === 'admin' ? 'admin' : undefined;
-    return { userId: payload.sub, name: name || undefined, role };
+    // A name that is not acceptable (control, bidi or zero-width characters) is ignored, not an error: the
+    // token is still valid, and the user is shown by id instead.
+    const name = typeof payload.name === 'string' ? normalizeDisplayName(payload.name) : undefined;
+    return { userId: payload.sub, name: typeof name === 'string' ? name : undefined };
   };
 }
+
+/** `typ` is a media type whose `application/` prefix may be left out, compared case-insensitively (RFC 7515). */
+const mediaType = (value: string) => value.toLowerCase().replace(/^application\//, '');
 
 export type TokenVerifier = ReturnType<typeof createTokenVerifier>;
 
 /** Signs a token with the configured key (developer tools and tests; production tokens come from the site). */
 export function signToken(
-  jwtConfig: Pick<Config['jwt'], 'algorithm' | 'issuer' | 'audience'> & { signingKey: string },
-  claims: { sub: string; name?: string; role?: string },
+  jwtConfig: Pick<Config['jwt'], 'algorithm' | 'issuer' | 'audience' | 'typ'> & { signingKey: string },
+  claims: { sub: string; name?: string; [claim: string]: unknown },
   ttl: string | number = '1h',
 ): string {
   const options: jwt.SignOptions = {
@@ -76,9 +91,9 @@ export function signToken(
   };
   if (jwtConfig.issuer) options.issuer = jwtConfig.issuer;
   if (jwtConfig.audience) options.audience = jwtConfig.audience;
-  const payload: Record<string, string> = {};
-  if (claims.name) payload.name = claims.name;
-  if (claims.role) payload.role = claims.role;
+  if (jwtConfig.typ) options.header = { alg: jwtConfig.algorithm, typ: jwtConfig.typ };
+  const payload: Record<string, unknown> = { ...claims };
+  delete payload.sub; // it goes in as `subject`
   return jwt.sign(payload, jwtConfig.signingKey, options);
 }
 

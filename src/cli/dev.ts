@@ -57,7 +57,8 @@ function printBanner(config: Config, port: number): void {
       `    -H 'Content-Type: application/json' \\`,
       `    -d '{"scoreIncrement": 10}'`,
       '',
-      'More tokens: npm run token -- <userId> [--admin] [--name "Ada"] [--ttl 1h]  (in the same environment)',
+      'More tokens: npm run token -- <userId> [--name "Ada"] [--ttl 1h]  (in the same environment; the seeded',
+      '"admin" is an admin by its row in MySQL; make others with npm run user -- promote <userId>)',
     );
   } else {
     lines.push(`No demo token: ${problem}`);
@@ -100,6 +101,7 @@ async function main(): Promise<void> {
     warnDevSecret();
   }
   process.env.NODE_ENV ??= 'development';
+  process.env.SEED_DEMO ??= 'true'; // the demo board and its admin are for development only
 
   const config = loadConfigOrExit();
 

@@ -1,34 +1,30 @@
 import { createPublicKey } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import jwt from 'jsonwebtoken';
-import { ConfigError, loadConfig, type Config } from '../config';
+import { ConfigError, DEV_JWT_SECRET, loadConfig, type Config } from '../config';
 import { signToken, USER_ID_PATTERN } from '../auth/tokens';
 
 /**
- * `npm run token -- <userId> [--admin] [--name "Ada"] [--ttl 1h]`: prints a bearer token signed with the
+ * `npm run token -- <userId> [--name "Ada"] [--ttl 1h]`: prints a bearer token signed with the
  * configured key, for trying the API by hand. HS256/384/512 sign with JWT_SECRET; RS256/ES256 need the
  * private half of JWT_PUBLIC_KEY in JWT_PRIVATE_KEY (PEM). JWT_PRIVATE_KEY is read here only: the service
  * itself never holds a signing key for asymmetric algorithms.
  */
 
-/**
- * The well-known development secret `npm run dev` uses when no JWT key is configured. Public on purpose:
- * a token signed with it proves nothing, so it must never be configured in production.
- */
-export const DEV_JWT_SECRET = 'dev-only-insecure-secret-never-use-in-production!!';
+export { DEV_JWT_SECRET };
 
 export class TokenCliError extends Error {}
 
-const USAGE = `usage: npm run token -- <userId> [--admin] [--name "Ada"] [--ttl 1h]
+const USAGE = `usage: npm run token -- <userId> [--name "Ada"] [--ttl 1h]
 
   <userId>      the token's subject (letters, digits and . _ @ : | -, at most 64)
-  --admin       add the claim role=admin (used only when the user is first auto-provisioned)
   --name NAME   display name used when the user is first auto-provisioned
+                (a token never makes anyone an admin: use \`npm run user -- promote <userId>\`)
   --ttl TTL     lifetime: seconds, or a timespan such as 30m, 1h, 7d (default 1h)
 
 The key comes from the same environment as the service: JWT_SECRET for HS256/HS384/HS512, or
 JWT_PUBLIC_KEY plus JWT_PRIVATE_KEY (the matching PEM private key, read only by this command) for
-RS256/ES256. JWT_ALGORITHM, JWT_ISSUER and JWT_AUDIENCE are honoured.`;
+RS256/ES256. JWT_ALGORITHM, JWT_ISSUER, JWT_AUDIENCE and JWT_TYP are honoured.`;
 
 /** The key that signs tokens the configured service will accept. */
 export function signingKeyFor(jwtConfig: Config['jwt'], env: NodeJS.ProcessEnv = process.env): string {
@@ -52,7 +48,7 @@ export function signingKeyFor(jwtConfig: Config['jwt'], env: NodeJS.ProcessEnv =
 /** Signs a token and checks that the configured service would accept it (catches a mismatched key pair). */
 export function mintToken(
   jwtConfig: Config['jwt'],
-  claims: { sub: string; name?: string; admin?: boolean },
+  claims: { sub: string; name?: string },
   ttl: string | number,
   env: NodeJS.ProcessEnv = process.env,
 ): string {
@@ -62,11 +58,7 @@ export function mintToken(
   const signingKey = signingKeyFor(jwtConfig, env);
   let token: string;
   try {
-    token = signToken(
-      { algorithm: jwtConfig.algorithm, issuer: jwtConfig.issuer, audience: jwtConfig.audience, signingKey },
-      { sub: claims.sub, name: claims.name, role: claims.admin ? 'admin' : undefined },
-      ttl,
-    );
+    token = signToken({ ...jwtConfig, signingKey }, { sub: claims.sub, name: claims.name }, ttl);
   } catch (err) {
     throw new TokenCliError(`Could not sign the token: ${(err as Error).message}`);
   }
@@ -101,7 +93,6 @@ function main(argv: string[]): number {
       args: argv,
       allowPositionals: true,
       options: {
-        admin: { type: 'boolean', default: false },
         name: { type: 'string' },
         ttl: { type: 'string', default: '1h' },
         help: { type: 'boolean', short: 'h', default: false },
@@ -132,9 +123,7 @@ function main(argv: string[]): number {
   try {
     const config = loadConfig(env);
     const ttl = parseTtl(values.ttl);
-    console.log(
-      mintToken(config.jwt, { sub: positionals[0], name: values.name, admin: values.admin }, ttl, env),
-    );
+    console.log(mintToken(config.jwt, { sub: positionals[0], name: values.name }, ttl, env));
     return 0;
   } catch (err) {
     if (err instanceof TokenCliError || err instanceof ConfigError) {

@@ -3,7 +3,7 @@ import type { Middleware } from 'koa';
 import type { CallerLoader } from '../auth/caller';
 import { authenticate, type TokenVerifier } from '../auth/tokens';
 import { readJsonBody } from '../body';
-import { badRequest, forbidden } from '../errors';
+import { badRequest, forbidden, unavailable } from '../errors';
 import { validate } from '../validation';
 import { ACTION_ID, updateBodySchema } from './schemas';
 import type { ScoreService } from './service';
@@ -18,6 +18,7 @@ export function scoreWriteRoutes(
     scores: ScoreService;
     maxScoreIncrement: number;
     maxBodyBytes: number;
+    retryAfterS: number;
   },
 ) {
   const schemas = {
@@ -49,6 +50,8 @@ export function scoreWriteRoutes(
       actorId: caller.id,
       actorIsAdmin: caller.role === 'admin',
     });
+    if (outcome.kind === 'overloaded')
+      throw unavailable('Too many score updates are waiting; retry shortly.', deps.retryAfterS);
     if (outcome.kind === 'rejected') throw outcome.error;
     if (outcome.kind === 'replayed') ctx.set('Idempotent-Replayed', 'true');
     ctx.status = outcome.kind === 'applied' ? 201 : 200;

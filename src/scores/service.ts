@@ -3,12 +3,13 @@ import type { Db } from '../db';
 import { isDatabaseUnavailable } from '../errors';
 import type { Mirror } from './mirror';
 import { applyBatch, type DeltaOutcome, type DeltaRequest } from './store';
-import { createWriteQueue } from './write-queue';
+import { createWriteQueue, QUEUE_FULL } from './write-queue';
 
 export interface WriteBatching {
   maxBatch: number;
   maxWaitMs: number;
   concurrency: number;
+  maxQueued: number;
 }
 
 /**
@@ -53,7 +54,14 @@ export function createScoreService(deps: {
   }
 
   const queue = createWriteQueue<DeltaRequest, DeltaOutcome>({ ...deps.batching, run: runBatch });
-  return { submit: queue.submit, drain: queue.drain };
+  return {
+    /** The request's outcome once its batch committed; `overloaded` at once when the queue is full. */
+    async submit(req: DeltaRequest): Promise<DeltaOutcome | { kind: 'overloaded' }> {
+      const out = await queue.submit(req);
+      return out === QUEUE_FULL ? { kind: 'overloaded' } : out;
+    },
+    drain: queue.drain,
+  };
 }
 
 export type ScoreService = ReturnType<typeof createScoreService>;

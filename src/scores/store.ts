@@ -126,6 +126,7 @@ interface UserRow {
 interface EventRow {
   id: number;
   user_id: string;
+  actor_id: string;
   action_id: string;
   delta: number;
   score_after: number;
@@ -156,9 +157,9 @@ async function applyInTransaction(
   ];
   if (keyed.length) {
     first.push({
-      sql: `SELECT id, user_id, action_id, delta, score_after, rank_after FROM score_events
-            WHERE (user_id, action_id) IN (${keyed.map(() => '(?, ?)').join(', ')})`,
-      values: keyed.flatMap((r) => [r.userId, r.actionId]),
+      sql: `SELECT id, user_id, actor_id, action_id, delta, score_after, rank_after FROM score_events
+            WHERE (user_id, actor_id, action_id) IN (${keyed.map(() => '(?, ?, ?)').join(', ')})`,
+      values: keyed.flatMap((r) => [r.userId, r.actorId, r.actionId]),
     });
   }
   if (otherActors.length) {
@@ -170,7 +171,8 @@ async function applyInTransaction(
   const [userRows, ...rest] = (await tx.run(first)) as Array<Array<UserRow | EventRow>>;
   const users = new Map((userRows as UserRow[]).map((u) => [u.id, u]));
   const existing = new Map<string, EventRow>();
-  if (keyed.length) for (const e of rest.shift() as EventRow[]) existing.set(key(e.user_id, e.action_id), e);
+  if (keyed.length)
+    for (const e of rest.shift() as EventRow[]) existing.set(key(e.user_id, e.actor_id, e.action_id), e);
   const actors = new Map<string, Pick<UserRow, 'role' | 'status'>>(users);
   if (otherActors.length) for (const a of rest.shift() as UserRow[]) actors.set(a.id, a);
 
@@ -205,7 +207,7 @@ async function applyInTransaction(
       continue;
     }
     running.set(req.userId, scoreAfter);
-    if (req.actionId !== undefined) firstInBatch.set(key(req.userId, req.actionId), i);
+    if (req.actionId !== undefined) firstInBatch.set(key(req.userId, req.actorId, req.actionId), i);
     outcomes.push({ kind: 'pending', index: accepted.length });
     accepted.push({ req, scoreAfter });
   }
@@ -221,7 +223,7 @@ async function applyInTransaction(
     if (user.status !== 'active' && !req.actorIsAdmin)
       return rejected(forbidden('This account is banned from scoring.'));
     if (req.actionId === undefined) return undefined;
-    const k = key(req.userId, req.actionId);
+    const k = key(req.userId, req.actorId, req.actionId);
     const prior = existing.get(k);
     if (prior) {
       return Number(prior.delta) === req.delta
@@ -340,7 +342,9 @@ function fromEvent(e: EventRow): UpdateResult {
   };
 }
 
-const key = (userId: string, actionId: string) => `${userId}\u0000${actionId}`;
+/** Idempotency keys belong to their author: one per (target, actor, actionId), as the unique key says. */
+const key = (userId: string, actorId: string, actionId: string) =>
+  `${userId}\u0000${actorId}\u0000${actionId}`;
 const placeholders = (n: number) => new Array(n).fill('?').join(', ');
 const rejected = (error: HttpError): DeltaOutcome => ({ kind: 'rejected', error });
 const conflictingReplay = () =>

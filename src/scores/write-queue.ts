@@ -17,6 +17,11 @@ export interface WriteQueueOptions<Req, Out> {
   /** Transactions in flight at once. */
   concurrency: number;
   /**
+   * Requests waiting for a transaction, at most (WRITE_QUEUE_MAX). Past it `submit` answers `full` at once:
+   * under a flood a bounded queue sheds load instead of growing memory and everyone's latency.
+   */
+  maxQueued: number;
+  /**
    * Runs one batch. It holds a slot until it settles or calls `release` (after its commit: the Redis mirror
    * and the answers need no MySQL slot), whichever comes first.
    */
@@ -28,6 +33,9 @@ interface Pending<Req, Out> {
   resolve: (out: Out) => void;
   reject: (err: unknown) => void;
 }
+
+/** What `submit` answers when the queue is at its bound; nothing was queued. */
+export const QUEUE_FULL = Symbol('write queue full');
 
 export function createWriteQueue<Req, Out>(opts: WriteQueueOptions<Req, Out>) {
   const queue: Array<Pending<Req, Out>> = [];
@@ -86,7 +94,8 @@ export function createWriteQueue<Req, Out>(opts: WriteQueueOptions<Req, Out>) {
   }
 
   return {
-    submit(req: Req): Promise<Out> {
+    submit(req: Req): Promise<Out | typeof QUEUE_FULL> {
+      if (queue.length >= opts.maxQueued) return Promise.resolve(QUEUE_FULL);
       return new Promise<Out>((resolve, reject) => {
         queue.push({ req, resolve, reject });
         pump();

@@ -4,14 +4,25 @@ import type { CallerLoader } from '../auth/caller';
 import { authenticate, USER_ID_PATTERN, type TokenVerifier } from '../auth/tokens';
 import { readJsonBody } from '../body';
 import type { Db } from '../db';
-import { forbidden, notFound, unprocessable } from '../errors';
+import { conflict, forbidden, notFound, unprocessable } from '../errors';
 import type { Mirror } from '../scores/mirror';
 import { validate } from '../validation';
+import { checkDisplayName, DISPLAY_NAME_PROBLEMS } from './display-name';
 import { updateUser, type UserChanges } from './store';
+
+/** A display name as the one rule in ./display-name.ts has it: normalised, or refused with the reason. */
+export const displayNameSchema = Joi.string()
+  .custom((value: string, helpers) => {
+    const check = checkDisplayName(value);
+    return check.ok
+      ? check.name
+      : helpers.message({ custom: `"displayName" ${DISPLAY_NAME_PROBLEMS[check.reason]}` });
+  })
+  .max(1000);
 
 const patchSchema = Joi.object<UserChanges>({
   status: Joi.string().valid('active', 'banned'),
-  displayName: Joi.string().trim().min(1).max(100),
+  displayName: displayNameSchema,
   role: Joi.string().valid('player', 'admin'),
 })
   .min(1)
@@ -39,8 +50,14 @@ export function userRoutes(
     if (userId === caller.id && (changes.status === 'banned' || changes.role === 'player')) {
       throw unprocessable('Admins cannot ban or demote themselves.');
     }
-    const updated = await updateUser(deps.db, userId, changes);
-    if (!updated) throw notFound(`User "${userId}" does not exist.`);
+    const updated = await updateUser(deps.db, userId, changes, caller.id);
+    if (updated.kind === 'not_found') throw notFound(`User "${userId}" does not exist.`);
+    if (updated.kind === 'actor_not_admin') {
+      deps.loadCaller.invalidate(caller.id);
+      throw forbidden('This account is no longer an admin.');
+    }
+    if (updated.kind === 'last_admin')
+      throw conflict('This change would leave no active admin; promote another admin first.');
     deps.loadCaller.invalidate(userId); // this instance sees the new role and status at once
     const { user, mirror } = updated;
     if (mirror) {

@@ -28,11 +28,14 @@ export async function findUser(db: Db, id: string): Promise<User | undefined> {
   return row && toUser(row);
 }
 
-/** Creates the user if missing (concurrent first requests are fine) and returns what the database holds. */
-export async function provisionUser(db: Db, user: Pick<User, 'id' | 'displayName' | 'role'>): Promise<User> {
+/**
+ * Creates the user if missing (concurrent first requests are fine) and returns what the database holds.
+ * Always as a player: admins are made by an admin or by the operator's command, never by a token.
+ */
+export async function provisionUser(db: Db, user: Pick<User, 'id' | 'displayName'>): Promise<User> {
   await db.raw(
-    'INSERT INTO users (id, display_name, role) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE id = id',
-    [user.id, user.displayName, user.role],
+    "INSERT INTO users (id, display_name, role) VALUES (?, ?, 'player') ON DUPLICATE KEY UPDATE id = id",
+    [user.id, user.displayName],
   );
   return (await findUser(db, user.id))!;
 }
@@ -43,35 +46,78 @@ export interface UserChanges {
   role?: User['role'];
 }
 
+export type UpdateUserResult =
+  | { kind: 'updated'; user: User; mirror?: { score: number; version: number } }
+  | { kind: 'not_found' }
+  /** The acting admin is no longer an active admin (demoted or banned on another instance). */
+  | { kind: 'actor_not_admin' }
+  /** The change would leave no active admin. */
+  | { kind: 'last_admin' };
+
 /**
  * Applies an admin's change in one transaction. A change that affects the scoreboard (status, name) bumps the
  * user's scores row version, so the Redis mirror orders it against concurrent score writes.
+ *
+ * A role or status change first locks every active admin row, in id order, and re-checks under that lock
+ * that the actor (when given) is still an active admin and that at least one active admin remains. So two
+ * admins demoting each other at the same moment are serialised: the second finds it is no longer an admin.
  */
 export async function updateUser(
   db: Db,
   id: string,
   changes: UserChanges,
-): Promise<{ user: User; mirror?: { score: number; version: number } } | undefined> {
+  actorId?: string,
+): Promise<UpdateUserResult> {
   return db.transaction(async (trx) => {
+    const guarded = changes.role !== undefined || changes.status !== undefined;
+    const admins = guarded
+      ? (
+          await rawRows<{ id: string }>(
+            trx,
+            "SELECT id FROM users WHERE role = 'admin' AND status = 'active' ORDER BY id FOR UPDATE",
+          )
+        ).map((r) => r.id)
+      : [];
     const [row] = await rawRows<UserRow>(
       trx,
       'SELECT id, display_name, role, status FROM users WHERE id = ? FOR UPDATE',
       [id],
     );
-    if (!row) return undefined;
+    if (actorId !== undefined && guarded && !admins.includes(actorId)) return { kind: 'actor_not_admin' };
+    if (!row) return { kind: 'not_found' };
     const set: Record<string, string> = {};
     if (changes.status !== undefined) set.status = changes.status;
     if (changes.displayName !== undefined) set.display_name = changes.displayName;
     if (changes.role !== undefined) set.role = changes.role;
+    const after = { ...row, ...set } as UserRow;
+    const losesAdmin = admins.includes(id) && (after.role !== 'admin' || after.status !== 'active');
+    if (losesAdmin && admins.length <= 1) return { kind: 'last_admin' };
     await trx('users').where({ id }).update(set);
-    const user = toUser({ ...row, ...set } as UserRow);
-    if (changes.status === undefined && changes.displayName === undefined) return { user };
+    const user = toUser(after);
+    if (changes.status === undefined && changes.displayName === undefined) return { kind: 'updated', user };
     await trx.raw('UPDATE scores SET version = version + 1 WHERE user_id = ?', [id]);
     const [score] = await rawRows<{ score: number; version: number }>(
       trx,
       'SELECT score, version FROM scores WHERE user_id = ?',
       [id],
     );
-    return { user, mirror: score && { score: Number(score.score), version: Number(score.version) } };
+    return {
+      kind: 'updated',
+      user,
+      mirror: score && { score: Number(score.score), version: Number(score.version) },
+    };
   });
+}
+
+/**
+ * The operator's way to make an admin (`npm run user -- promote <id>`): creates the user when it has never
+ * logged in, so the first admin can exist before the first request. Returns the user as stored.
+ */
+export async function promoteUser(db: Db, id: string, displayName = id): Promise<User> {
+  await db.raw(
+    `INSERT INTO users (id, display_name, role) VALUES (?, ?, 'admin')
+     ON DUPLICATE KEY UPDATE role = 'admin'`,
+    [id, displayName],
+  );
+  return (await findUser(db, id))!;
 }

@@ -60,6 +60,15 @@ export async function mysqlUser(
   return (rows as Array<{ id: string; display_name: string; role: string; status: string }>)[0];
 }
 
+/** Makes a user an active admin, creating it if needed: admins exist only through the database. */
+export async function ensureAdmin(db: Knex, userId: string, displayName = userId): Promise<void> {
+  await db.raw(
+    `INSERT INTO users (id, display_name, role, status) VALUES (?, ?, 'admin', 'active')
+     ON DUPLICATE KEY UPDATE role = 'admin', status = 'active'`,
+    [userId, displayName],
+  );
+}
+
 /** Creates a user row directly (role and status decided by the test, not by a token). */
 export async function insertUser(
   db: Knex,

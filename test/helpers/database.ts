@@ -1,6 +1,8 @@
 import knex from 'knex';
 import { knexConfig } from '../../knexfile';
 import { createDatabase, migrateLatest } from '../../src/cli/db';
+import { TEST_ADMIN } from './api';
+import { ensureAdmin } from './assertions';
 import { RUN_PREFIX, TEST_DATABASE_URL, TEST_REDIS_URL } from './env';
 import { deleteKeysWithPrefix } from '../../src/redis';
 
@@ -10,6 +12,12 @@ export const testDb = () => knex(knexConfig(TEST_DATABASE_URL, { poolMax: 4 }));
 export async function prepareTestDatabase(): Promise<void> {
   await createDatabase(TEST_DATABASE_URL);
   await migrateLatest(TEST_DATABASE_URL);
+  const db = testDb();
+  try {
+    await ensureAdmin(db, TEST_ADMIN, 'Test Admin');
+  } finally {
+    await db.destroy();
+  }
 }
 
 /** Empties our tables (never the schema, never another database). */
@@ -19,6 +27,7 @@ export async function resetTables(): Promise<void> {
     await db.raw('DELETE FROM score_events');
     await db.raw('DELETE FROM scores');
     await db.raw('DELETE FROM users');
+    await ensureAdmin(db, TEST_ADMIN, 'Test Admin');
   } finally {
     await db.destroy();
   }

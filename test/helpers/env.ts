@@ -35,11 +35,12 @@ export const uniqueUser = (label = 'u') =>
 
 export function tokenFor(
   userId: string,
-  opts: { admin?: boolean; name?: string; ttl?: string | number; secret?: string } = {},
+  /** `claims` adds any other claims, e.g. `{ role: 'admin' }`, which the service must ignore. */
+  opts: { name?: string; ttl?: string | number; secret?: string; claims?: Record<string, unknown> } = {},
 ): string {
   return signToken(
     { algorithm: 'HS256', signingKey: opts.secret ?? TEST_SECRET },
-    { sub: userId, name: opts.name, role: opts.admin ? 'admin' : undefined },
+    { ...opts.claims, sub: userId, name: opts.name },
     opts.ttl ?? '1h',
   );
 }

@@ -5,6 +5,7 @@ import { createApp } from '../../src/app';
 import { createDb, type Db } from '../../src/db';
 import { createLogger } from '../../src/logger';
 import { createRedis } from '../../src/redis';
+import { applyServerLimits } from '../../src/server-limits';
 import { createServices, type ServiceHooks } from '../../src/services';
 import { testConfig } from './env';
 
@@ -23,6 +24,7 @@ export async function startInstance(env: Record<string, string | undefined> = {}
   const services = createServices({ config, db, redis, subscriber, logger }, hooks);
   const app = createApp({ config, logger, db, redis, ...services });
   const server = http.createServer(app.callback());
+  applyServerLimits(server, config);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   await services.start();
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
