@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { generateKeyPairSync, createHmac } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
@@ -7,8 +8,17 @@ import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
 import type { Knex } from 'knex';
 import { adminToken, addPoints, addToTop, TEST_ADMIN } from './helpers/api';
-import { expectProblem, insertUser, mysqlEvents, mysqlScore, mysqlUser } from './helpers/assertions';
-import { deleteRunKeys, resetTables, testDb } from './helpers/database';
+import { runUserCommand } from '../src/cli/user';
+import { ConfigError, DEV_JWT_SECRET, loadConfig } from '../src/config';
+import {
+  ensureAdmin,
+  expectProblem,
+  insertUser,
+  mysqlEvents,
+  mysqlScore,
+  mysqlUser,
+} from './helpers/assertions';
+import { deleteRunKeys, resetTables, testDb, withScratchDatabase } from './helpers/database';
 import { TEST_SECRET, tokenFor, uniqueUser } from './helpers/env';
 import { eventually, startInstance, type Instance } from './helpers/instance';
 import { spawnServer } from './helpers/process';
@@ -498,3 +508,303 @@ describe('attack suite', function () {
     });
   });
 });
+
+describe('security hardening: authorization and identity', function () {
+  this.timeout(60_000);
+  let app: Instance;
+  let db: Knex;
+  before(async () => {
+    db = testDb();
+    app = await startInstance({ AUTH_CACHE_TTL_MS: '0' });
+  });
+  after(async () => {
+    await app.close();
+    await db.destroy();
+  });
+  const post = (token: string, body: object, target: Instance = app) =>
+    target.request.post(PATH).set('Authorization', `Bearer ${token}`).send(body);
+
+  describe('roles come from MySQL only', () => {
+    it('provisions a never-seen sub whose token claims admin as a player, who then cannot act as one', async () => {
+      const [u, victim] = [uniqueUser('claim'), uniqueUser('victim')];
+      await insertUser(db, victim);
+      const token = tokenFor(u, { claims: { role: 'admin', roles: ['admin'], admin: true, scope: 'admin' } });
+      expectProblem(await post(token, { userId: victim, scoreIncrement: 5 }), 403);
+      expect(await mysqlUser(db, u)).to.include({ role: 'player', status: 'active' });
+      const patch = await app.request
+        .patch(`/api/v1/users/${victim}`)
+        .set('Authorization', `Bearer ${token}`)
+        .send({ status: 'banned' });
+      expectProblem(patch, 403);
+      expect(await mysqlEvents(db, victim)).to.have.length(0);
+      expect(await mysqlUser(db, victim)).to.include({ status: 'active' });
+    });
+
+    it('the operator command promotes (creating a user that never logged in) and demotes', async () => {
+      const op = uniqueUser('op');
+      const promoted = await runUserCommand(app.db, ['promote', op, '--name', 'Night Operator']);
+      expect(promoted.code, promoted.out).to.equal(0);
+      expect(await mysqlUser(db, op)).to.include({ role: 'admin', display_name: 'Night Operator' });
+      const victim = uniqueUser('victim');
+      await insertUser(db, victim);
+      expect((await post(tokenFor(op), { userId: victim, scoreIncrement: 7 })).status).to.equal(201);
+      expect((await runUserCommand(app.db, ['demote', op])).code).to.equal(0);
+      expect(await mysqlUser(db, op)).to.include({ role: 'player' });
+      expectProblem(await post(tokenFor(op), { userId: victim, scoreIncrement: 7 }), 403);
+      expect((await runUserCommand(app.db, ['promote', 'bad id!'])).code).to.equal(2);
+      expect((await runUserCommand(app.db, ['promote', op, '--name', 'x\u202e'])).code).to.equal(2);
+      expect((await runUserCommand(app.db, ['frobnicate'])).code).to.equal(2);
+    });
+
+    it('the operator command runs as a program (as the image runs it)', async () => {
+      const { stdout, status } = await runNode(['src/cli/user.ts', 'admins'], {
+        DATABASE_URL: app.config.databaseUrl,
+      });
+      expect(status).to.equal(0);
+      expect(stdout.split('\n')).to.include(TEST_ADMIN);
+    });
+
+    it('never removes the last active admin, and two admins demoting each other at once leave one', async () => {
+      await withScratchDatabase('admins', async (_url, scratch) => {
+        expect((await runUserCommand(scratch, ['promote', 'solo'])).code).to.equal(0);
+        const last = await runUserCommand(scratch, ['demote', 'solo']);
+        expect(last.code).to.equal(1);
+        expect(last.out).to.match(/last active admin/);
+        expect(await mysqlUser(scratch, 'solo')).to.include({ role: 'admin' });
+      });
+      for (let round = 0; round < 5; round++) {
+        const [a, b] = [uniqueUser('adm-a'), uniqueUser('adm-b')];
+        await ensureAdmin(db, a);
+        await ensureAdmin(db, b);
+        const demote = (actor: string, target: string) =>
+          app.request
+            .patch(`/api/v1/users/${target}`)
+            .set('Authorization', `Bearer ${tokenFor(actor)}`)
+            .send({ role: 'player' });
+        const codes = (await Promise.all([demote(a, b), demote(b, a)])).map((r) => r.status).sort();
+        expect(codes).to.deep.equal([200, 403]);
+        const roles = [(await mysqlUser(db, a))!.role, (await mysqlUser(db, b))!.role].sort();
+        expect(roles).to.deep.equal(['admin', 'player']);
+      }
+    });
+  });
+
+  describe('tokens meant for someone else', () => {
+    const named = { JWT_ISSUER: 'https://idp.test/', JWT_AUDIENCE: 'scoreboard' };
+    const refused = (env: Record<string, string>) => {
+      try {
+        loadConfig({ JWT_SECRET: TEST_SECRET, ...env } as NodeJS.ProcessEnv);
+      } catch (err) {
+        expect(err).to.be.instanceOf(ConfigError);
+        return (err as Error).message;
+      }
+      throw new Error(`accepted ${JSON.stringify(env)}`);
+    };
+
+    it('production needs JWT_ISSUER and JWT_AUDIENCE, and refuses the public development secret', () => {
+      const message = refused({ NODE_ENV: 'production' });
+      expect(message).to.include('"JWT_ISSUER"').and.include('"JWT_AUDIENCE"');
+      expect(refused({ NODE_ENV: 'production', ...named, JWT_SECRET: DEV_JWT_SECRET })).to.match(
+        /development secret/,
+      );
+      expect(() => loadConfig({ NODE_ENV: 'production', ...named, JWT_SECRET: TEST_SECRET })).to.not.throw();
+      expect(() => loadConfig({ NODE_ENV: 'development', JWT_SECRET: DEV_JWT_SECRET })).to.not.throw();
+    });
+
+    it('JWT_MAX_AGE_S refuses tokens issued too long ago, and tokens without iat', async () => {
+      const c = await startInstance({ JWT_MAX_AGE_S: '60' });
+      try {
+        const u = uniqueUser('age');
+        const sign = (payload: object, opts: jwt.SignOptions = {}) =>
+          jwt.sign(payload, TEST_SECRET, { algorithm: 'HS256', subject: u, expiresIn: 3600, ...opts });
+        expectProblem(await post(sign({ iat: now() - 120 }), { scoreIncrement: 1 }, c), 401);
+        expectProblem(await post(sign({}, { noTimestamp: true }), { scoreIncrement: 1 }, c), 401);
+        expect(await mysqlUser(db, u)).to.equal(undefined);
+        expect((await post(sign({ iat: now() - 10 }), { scoreIncrement: 1 }, c)).status).to.equal(201);
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('JWT_TYP refuses tokens of another type (RFC 8725 3.11), with or without the application/ prefix', async () => {
+      const c = await startInstance({ JWT_TYP: 'at+jwt' });
+      try {
+        const u = uniqueUser('typ');
+        const sign = (typ?: string) =>
+          jwt.sign({}, TEST_SECRET, {
+            algorithm: 'HS256',
+            subject: u,
+            expiresIn: 3600,
+            header: typ === undefined ? { alg: 'HS256' } : { alg: 'HS256', typ },
+          });
+        for (const typ of ['JWT', undefined, 'id_token+jwt', 'at+jwt+x'])
+          expectProblem(await post(sign(typ), { scoreIncrement: 1 }, c), 401);
+        expect(await mysqlUser(db, u)).to.equal(undefined);
+        expect((await post(sign('at+jwt'), { scoreIncrement: 1 }, c)).status).to.equal(201);
+        expect((await post(sign('application/AT+JWT'), { scoreIncrement: 1 }, c)).status).to.equal(201);
+      } finally {
+        await c.close();
+      }
+    });
+  });
+
+  describe('display names cannot impersonate', () => {
+    it('an admin rename is normalised (NFC, one space) and refuses control, bidi and zero-width characters', async () => {
+      const u = uniqueUser('name');
+      await insertUser(db, u);
+      const rename = (displayName: string) =>
+        app.request
+          .patch(`/api/v1/users/${u}`)
+          .set('Authorization', `Bearer ${adminToken()}`)
+          .send({ displayName });
+      for (const bad of [
+        'Ada\u202eecalevoL',
+        'Ada\u200bLovelace',
+        'Ada\u2066x\u2069',
+        'a\u0000b',
+        '\ufeffAda',
+        ' ',
+      ])
+        expectProblem(await rename(bad), 400);
+      expect(await mysqlUser(db, u)).to.include({ display_name: u });
+      const res = await rename('  Rene\u0301   Descartes ');
+      expect(res.status).to.equal(200);
+      expect(res.body.displayName).to.equal('Ren\u00e9 Descartes');
+      expect(await mysqlUser(db, u)).to.include({ display_name: 'Ren\u00e9 Descartes' });
+    });
+
+    it("a token's name with hidden characters is ignored (the user shows as its id); a clean one is normalised", async () => {
+      const [hidden, clean] = [uniqueUser('tname'), uniqueUser('tname')];
+      await addPoints(app, hidden, 1, 'Admin\u202e');
+      await addPoints(app, clean, 1, 'Rene\u0301  Descartes');
+      expect(await mysqlUser(db, hidden)).to.include({ display_name: hidden });
+      expect(await mysqlUser(db, clean)).to.include({ display_name: 'Ren\u00e9 Descartes' });
+    });
+  });
+
+  describe('idempotency keys belong to their author', () => {
+    it("a player's actionId never replays an admin's correction of the same user, nor the other way round", async () => {
+      const [v, w] = [uniqueUser('idem'), uniqueUser('idem')];
+      await insertUser(db, v);
+      const admin = await post(adminToken(), { userId: v, scoreIncrement: 50, actionId: 'shared-key' });
+      expect(admin.status, admin.text).to.equal(201);
+      const own = await post(tokenFor(v), { scoreIncrement: 1, actionId: 'shared-key' });
+      expect(own.status, own.text).to.equal(201);
+      expect(own.body.score).to.equal(51);
+      const replay = await post(adminToken(), { userId: v, scoreIncrement: 50, actionId: 'shared-key' });
+      expect(replay.status).to.equal(200);
+      expect(replay.body).to.deep.equal(admin.body);
+      expect((await post(tokenFor(v), { scoreIncrement: 1, actionId: 'shared-key' })).body).to.deep.equal(
+        own.body,
+      );
+
+      expect((await post(tokenFor(w), { scoreIncrement: 3, actionId: 'k2' })).status).to.equal(201);
+      const correction = await post(adminToken(), { userId: w, scoreIncrement: -3, actionId: 'k2' });
+      expect(correction.status, correction.text).to.equal(201);
+      expect(await mysqlScore(db, v)).to.equal('51');
+      expect(await mysqlScore(db, w)).to.equal('0');
+    });
+
+    it('the migration that scopes keys by actor goes down and up, and refuses to go down over clashing keys', async () => {
+      await withScratchDatabase('migrations', async (_url, scratch) => {
+        const indexes = async () =>
+          ((await scratch.raw('SHOW INDEX FROM score_events'))[0] as Array<{ Key_name: string }>).map(
+            (r) => r.Key_name,
+          );
+        expect(await indexes()).to.include('score_events_user_actor_action');
+        await scratch.migrate.down(); // users_role_status
+        await scratch.migrate.down(); // the actor scope
+        expect(await indexes())
+          .to.include('score_events_user_action')
+          .and.not.include('score_events_user_actor_action');
+        await scratch.migrate.latest();
+        await insertUser(scratch, 'p');
+        await insertUser(scratch, 'q', { role: 'admin' });
+        for (const actor of ['p', 'q'])
+          await scratch('score_events').insert({
+            user_id: 'p',
+            delta: 1,
+            score_after: 1,
+            actor_id: actor,
+            action_id: 'same',
+          });
+        await scratch.migrate.down();
+        let error: unknown;
+        await scratch.migrate.down().catch((err: unknown) => (error = err));
+        expect(String(error)).to.match(/more than one actor/);
+        expect(await indexes()).to.include('score_events_user_actor_action');
+      });
+    });
+  });
+
+  describe('bounded queues and connections', () => {
+    it('past WRITE_QUEUE_MAX a write is 503 with Retry-After at once, and nothing of it is written', async () => {
+      const c = await startInstance({ WRITE_QUEUE_MAX: '3', WRITE_CONCURRENCY: '1', WRITE_BATCH_MAX: '1' });
+      const blocker = await db.transaction();
+      try {
+        const users = Array.from({ length: 10 }, () => uniqueUser('queue'));
+        for (const u of users) await insertUser(db, u);
+        await blocker.raw('SELECT id FROM users WHERE id = ? FOR UPDATE', [users[0]]); // the first batch waits here
+        // supertest sends on then(): start the requests now, await their answers later.
+        const send = (u: string) => post(tokenFor(u), { scoreIncrement: 1 }, c).then((r) => r);
+        const first = send(users[0]);
+        await sleep(200);
+        const queued = users.slice(1, 4).map(send);
+        await sleep(200);
+        const started = Date.now();
+        const shed = await Promise.all(
+          users.slice(4).map((u) => post(tokenFor(u), { scoreIncrement: 1 }, c)),
+        );
+        expect(Date.now() - started, 'answered without waiting for the queue').to.be.below(1500);
+        for (const res of shed) {
+          expectProblem(res, 503);
+          expect(res.headers['retry-after']).to.match(/^\d+$/);
+        }
+        await blocker.commit();
+        for (const res of [await first, ...(await Promise.all(queued))]) expect(res.status).to.equal(201);
+        for (const u of users.slice(0, 4)) expect(await mysqlScore(db, u)).to.equal('1');
+        for (const u of users.slice(4)) expect(await mysqlScore(db, u)).to.equal(undefined);
+      } finally {
+        if (!blocker.isCompleted()) await blocker.rollback();
+        await c.close();
+      }
+    });
+
+    it('MAX_CONNECTIONS closes connections past the limit at once', async () => {
+      const c = await startInstance({ MAX_CONNECTIONS: '2' });
+      const port = Number(new URL(c.url).port);
+      const open = () =>
+        new Promise<net.Socket>((resolve) => {
+          const s = net.connect(port, '127.0.0.1', () => resolve(s));
+          s.on('error', () => {});
+        });
+      try {
+        const held = [await open(), await open()];
+        await sleep(100);
+        const extra = await rawExchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 1500);
+        expect(extra).to.equal('');
+        held.forEach((s) => s.destroy());
+        await sleep(100);
+        expect((await c.request.get('/healthz')).status).to.equal(200);
+      } finally {
+        await c.close();
+      }
+    });
+  });
+});
+
+/** Runs a TypeScript entry point as a child process (through tsx), as an operator would run it. */
+function runNode(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ status: number | null; stdout: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.on('exit', (status) => resolve({ status, stdout }));
+  });
+}

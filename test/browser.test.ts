@@ -21,7 +21,8 @@ const rowsOn = (page: Page): Promise<Row[]> =>
       return {
         userId: row.dataset.userId ?? '',
         rank: row.querySelector('.rank-value')?.textContent ?? '',
-        name: row.cells[1].textContent ?? '',
+        name: row.querySelector('.name-text')?.textContent ?? '',
+        id: row.querySelector('.user-id')?.textContent ?? '',
         score: (row.querySelector('.points')?.textContent ?? '').replace(/\D/g, ''),
       };
     }),
@@ -95,14 +96,34 @@ describe('live page in a real browser', function () {
       top.headers.etag,
     );
 
-    const expected = (
-      top.body as Array<{ rank: number; userId: string; displayName: string; score: number }>
-    ).map((e) => ({ userId: e.userId, rank: String(e.rank), name: e.displayName, score: String(e.score) }));
+    const entries = top.body as Array<{ rank: number; userId: string; displayName: string; score: number }>;
+    const loose = (name: string) => name.normalize('NFKC').toLowerCase();
+    const twice = (name: string) => entries.filter((o) => loose(o.displayName) === loose(name)).length > 1;
+    const expected = entries.map((e) => ({
+      userId: e.userId,
+      rank: String(e.rank),
+      name: e.displayName,
+      id: twice(e.displayName) ? `@${e.userId}` : '',
+      score: String(e.score),
+    }));
     expect(expected).to.have.length.greaterThan(1);
     expect(await rowsOn(page)).to.deep.equal(expected);
     expect(expected[0].userId).to.equal(hostile);
     expect(await page.$$('#rows img, #rows b')).to.have.length(0);
     expect(await page.evaluate(() => (window as { __xss?: number }).__xss)).to.equal(undefined);
+    expect(console.errors()).to.deep.equal([]);
+  });
+
+  it('shows the user id beside a name that two users on screen share, so neither can pass for the other', async () => {
+    const [real, copy] = [uniqueUser('page-real'), uniqueUser('page-copy')];
+    await addToTop(app, real, 'Grace Hopper');
+    await addToTop(app, copy, 'GRACE HOPPER');
+    const { page, console } = await open(`${app.url}/`);
+    await waitForState(page, 'live');
+    await waitForRow(page, copy, (await app.request.get(`/api/v1/scores/users/${copy}`)).body.score, 2000);
+    const rows = await rowsOn(page);
+    expect(rows.find((r) => r.userId === real)).to.include({ name: 'Grace Hopper', id: `@${real}` });
+    expect(rows.find((r) => r.userId === copy)).to.include({ name: 'GRACE HOPPER', id: `@${copy}` });
     expect(console.errors()).to.deep.equal([]);
   });
 

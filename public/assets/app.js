@@ -52,12 +52,13 @@
     }
     const next = new Map();
     const changes = [];
+    const shared = sharedNames(entries);
     for (const entry of entries) {
       const previous = shown.get(entry.userId);
       let tr = rowsById.get(entry.userId);
       if (tr) rowsById.delete(entry.userId);
       else tr = createRow(entry.userId);
-      updateRow(tr, entry, previous);
+      updateRow(tr, entry, previous, shared.has(nameKey(entry.displayName)));
       el.rows.appendChild(tr); // moves existing rows into the new order
       next.set(entry.userId, entry);
       changes.push({ entry, previous });
@@ -95,13 +96,36 @@
     return tr;
   }
 
+  // Names are not unique, so one user could pose as another by taking their name: wherever two entries on
+  // screen share a name (compared loosely: NFKC, case-folded), both show their user id beside it.
+  const nameKey = (name) => name.normalize('NFKC').toLowerCase();
+  function sharedNames(entries) {
+    const seen = new Set();
+    const shared = new Set();
+    for (const e of entries) {
+      const k = nameKey(e.displayName);
+      if (seen.has(k)) shared.add(k);
+      seen.add(k);
+    }
+    return shared;
+  }
+
   // Names arrive from users: they are only ever set as text, never parsed as HTML.
-  function updateRow(tr, entry, previous) {
+  function updateRow(tr, entry, previous, showId) {
     const [rankCell, nameCell, scoreCell] = tr.cells;
     tr.dataset.rank = String(entry.rank);
     rankCell.firstChild.textContent = String(entry.rank);
-    nameCell.textContent = entry.displayName;
-    nameCell.title = entry.displayName; // the full name when an ellipsis cuts it
+    const nameText = document.createElement('span');
+    nameText.className = 'name-text';
+    nameText.textContent = entry.displayName;
+    nameCell.replaceChildren(nameText);
+    if (showId) {
+      const id = document.createElement('span');
+      id.className = 'user-id';
+      id.textContent = `@${entry.userId}`;
+      nameCell.append(' ', id);
+    }
+    nameCell.title = showId ? `${entry.displayName} (@${entry.userId})` : entry.displayName;
     const points = scoreCell.lastChild;
     points.textContent = numbers.format(entry.score);
     if (!previous) return;

@@ -147,8 +147,19 @@ export function schemas(config: Pick<Config, 'scoreboardSize' | 'maxScoreIncreme
           enum: ['active', 'banned'],
           description: 'A ban removes the user from the top N and rank answers within one tick.',
         },
-        displayName: { type: 'string', minLength: 1, maxLength: 100 },
-        role: { enum: ['player', 'admin'] },
+        displayName: {
+          type: 'string',
+          minLength: 1,
+          maxLength: 100,
+          description:
+            'Normalised to NFC with whitespace runs collapsed to one space; control, bidirectional-override, ' +
+            'zero-width and other format characters are refused (`400`). Names need not be unique: answers ' +
+            'always carry the user id, and the live page shows it beside a name two users share.',
+        },
+        role: {
+          enum: ['player', 'admin'],
+          description: 'Refused with `409` when it would leave no active admin.',
+        },
       },
     },
     User: {
@@ -374,8 +385,8 @@ export function responses(): Json {
       },
     ),
     ServiceUnavailable: problemResponse(
-      'The database cannot be reached right now. Nothing was changed; retry after Retry-After seconds ' +
-        '(with the same actionId for writes).',
+      'The database cannot be reached right now, or (writes) more than WRITE_QUEUE_MAX updates are waiting. ' +
+        'Nothing was changed; retry after Retry-After seconds (with the same actionId for writes).',
       problemExample(
         503,
         'Service Unavailable',

@@ -324,7 +324,9 @@ function update(): Json {
     summary: 'Add a score delta',
     description:
       'Records the delta in MySQL (a `201` means it is committed) and answers the new total and competition ' +
-      "rank. Players add to their own score; admins may change anyone's, including negative corrections.",
+      "rank. Players add to their own score; admins may change anyone's, including negative corrections. " +
+      'Roles come from the users table only, never from a token claim. An `actionId` belongs to its ' +
+      'author: it is unique per (target user, acting user).',
     security: [{ bearerAuth: [] }],
     parameters: [p('IdempotencyKey')],
     requestBody: {
@@ -354,7 +356,8 @@ function update(): Json {
         }),
       },
       '200': {
-        description: "A replay: this actionId was already applied for this user. The first answer's body.",
+        description:
+          "A replay: this caller already applied this actionId for this user. The first answer's body.",
         headers: { 'Idempotent-Replayed': h('Idempotent-Replayed') },
         content: json(ref('schemas', 'UpdateResult')),
       },
@@ -451,6 +454,10 @@ function patchUser(): Json {
       '401': r('Unauthorized'),
       '403': r('Forbidden'),
       '404': r('NotFound'),
+      '409': {
+        description: 'The change would leave no active admin (checked under a lock). Nothing was changed.',
+        content: { 'application/problem+json': { schema: ref('schemas', 'Problem') } },
+      },
       '413': r('ContentTooLarge'),
       '415': r('UnsupportedMediaType'),
       '422': r('Unprocessable'),

@@ -1,5 +1,5 @@
-import knex from 'knex';
-import { knexConfig } from '../../knexfile';
+import knex, { type Knex } from 'knex';
+import { knexConfig, parseDatabaseUrl } from '../../knexfile';
 import { createDatabase, migrateLatest } from '../../src/cli/db';
 import { TEST_ADMIN } from './api';
 import { ensureAdmin } from './assertions';
@@ -36,4 +36,26 @@ export async function resetTables(): Promise<void> {
 /** Deletes only this run's keys on the shared Redis (never FLUSHALL). */
 export async function deleteRunKeys(prefix = RUN_PREFIX): Promise<void> {
   await deleteKeysWithPrefix(TEST_REDIS_URL, prefix);
+}
+
+/**
+ * A migrated database of the test's own beside the shared test database, dropped afterwards: for checks
+ * that need a table to themselves (the last admin, migrations going down and up).
+ */
+export async function withScratchDatabase<T>(
+  label: string,
+  fn: (databaseUrl: string, db: Knex) => Promise<T>,
+): Promise<T> {
+  const url = new URL(TEST_DATABASE_URL);
+  url.pathname = `${url.pathname.slice(1)}_${label}_${process.pid}`.slice(0, 64);
+  const databaseUrl = url.toString();
+  await createDatabase(databaseUrl);
+  await migrateLatest(databaseUrl);
+  const db = knex(knexConfig(databaseUrl, { poolMax: 4 }));
+  try {
+    return await fn(databaseUrl, db);
+  } finally {
+    await db.raw(`DROP DATABASE IF EXISTS \`${parseDatabaseUrl(databaseUrl).database}\``);
+    await db.destroy();
+  }
 }
