@@ -468,7 +468,7 @@ describe('attack suite', function () {
     });
 
     it('a steady trickle of writes does not spin the CPU: the event loop stays responsive', async () => {
-      // Found by the soak (scripts/soak.ts): each commit inside a snapshot tick used to re-run the tick in a
+      // Found by the soak (tools/soak.ts): each commit inside a snapshot tick used to re-run the tick in a
       // microtask loop until the tick ended, blocking the event loop for up to SNAPSHOT_TICK_MS per write.
       // A long tick makes any such spin unmistakable.
       const c = await startInstance({ SNAPSHOT_TICK_MS: '1000' });

@@ -1,10 +1,10 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
-import { createCoalescer } from '../src/simulator/coalescer';
-import { postDelta } from '../src/simulator/score-client';
-import { runSimulation } from '../src/simulator/run';
-import { simUsers } from '../src/simulator/traffic';
+import { createCoalescer } from '../tools/simulator/coalescer';
+import { postDelta } from '../tools/simulator/score-client';
+import { runSimulation } from '../tools/simulator/run';
+import { simUsers } from '../tools/simulator/traffic';
 import { mysqlScore } from './helpers/assertions';
 import { tokenFor, uniqueUser } from './helpers/env';
 import { startInstance, type Instance } from './helpers/instance';

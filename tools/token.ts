@@ -1,8 +1,8 @@
 import { createPublicKey } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import jwt from 'jsonwebtoken';
-import { ConfigError, DEV_JWT_SECRET, loadConfig, type Config } from '../config';
-import { signToken, USER_ID_PATTERN } from '../auth/tokens';
+import { ConfigError, DEV_JWT_SECRET, loadConfig, type Config } from '../src/config';
+import { signToken, USER_ID_PATTERN } from '../src/auth/tokens';
 
 /**
  * `npm run token -- <userId> [--name "Ada"] [--ttl 1h]`: prints a bearer token signed with the

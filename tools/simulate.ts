@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, type Config } from '../config';
-import { formatSummary, runSimulation } from '../simulator/run';
-import { simUsers } from '../simulator/traffic';
+import { ConfigError, loadConfig, type Config } from '../src/config';
+import { formatSummary, runSimulation } from './simulator/run';
+import { simUsers } from './simulator/traffic';
 import { DEV_JWT_SECRET, mintToken, TokenCliError } from './token';
 
 /**

@@ -1,7 +1,7 @@
-import { parseDatabaseUrl } from '../../knexfile';
-import { loadConfigOrExit, type Config } from '../config';
-import { runUntilSignalled, startServer } from '../server';
-import { createDatabase, migrateLatest, runSeeds } from './db';
+import { parseDatabaseUrl } from '../knexfile';
+import { loadConfigOrExit, type Config } from '../src/config';
+import { runUntilSignalled, startServer } from '../src/server';
+import { createDatabase, migrateLatest, runSeeds } from '../src/cli/db';
 import { DEV_JWT_SECRET, mintToken, TokenCliError } from './token';
 
 /**
