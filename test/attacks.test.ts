@@ -18,7 +18,7 @@ import {
   mysqlScore,
   mysqlUser,
 } from './helpers/assertions';
-import { deleteRunKeys, resetTables, testDb, withScratchDatabase } from './helpers/database';
+import { isolatedStore, testDb, withScratchDatabase } from './helpers/database';
 import { TEST_SECRET, tokenFor, uniqueUser } from './helpers/env';
 import { eventually, startInstance, type Instance } from './helpers/instance';
 import { spawnServer } from './helpers/process';
@@ -57,15 +57,15 @@ describe('attack suite', function () {
   this.timeout(60_000);
   let app: Instance;
   let db: Knex;
+  // A board of its own, so the users put on top (addToTop) are the ones streamed.
+  const store = isolatedStore('attacks');
+  const start = (env: Record<string, string | undefined> = {}) => startInstance({ ...store.env, ...env });
   before(async () => {
-    await resetTables(); // an empty board, so the users put on top (addToTop) are the ones streamed
-    await deleteRunKeys(); // and the mirror of the rows just deleted (users are never deleted in production)
-    db = testDb();
-    app = await startInstance({ AUTH_CACHE_TTL_MS: '0' });
+    db = store.db;
+    app = await start({ AUTH_CACHE_TTL_MS: '0' });
   });
   after(async () => {
     await app.close();
-    await db.destroy();
   });
 
   const post = (token: string, body: unknown, target = app) =>
@@ -119,7 +119,7 @@ describe('attack suite', function () {
         privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
       });
       // Against the HS256 default and against an RS256 instance (where RS256 itself is the right algorithm).
-      const rs = await startInstance({
+      const rs = await start({
         JWT_SECRET: undefined,
         JWT_PUBLIC_KEY: rsaPublicPem.publicKey,
         JWT_ALGORITHM: 'RS256',
@@ -326,7 +326,7 @@ describe('attack suite', function () {
 
     it('ends slow bodies and slow headers (slowloris) at REQUEST_TIMEOUT_MS', async function () {
       this.timeout(30_000);
-      const server = await spawnServer({ REQUEST_TIMEOUT_MS: '1000' });
+      const server = await spawnServer({ ...store.env, REQUEST_TIMEOUT_MS: '1000' });
       try {
         const u = uniqueUser('slow');
         const slowly = async (first: string, drip: string) => {
@@ -445,7 +445,7 @@ describe('attack suite', function () {
 
   describe('resources', () => {
     it('thousands of streams from one address: RATE_LIMIT_STREAMS_PER_IP are served, the rest get 429', async () => {
-      const c = await startInstance({ RATE_LIMIT_STREAMS_PER_IP: '50' });
+      const c = await start({ RATE_LIMIT_STREAMS_PER_IP: '50' });
       try {
         const streams = Array.from({ length: 2000 }, () => openRawStream(`${c.url}/api/v1/scores/stream`));
         const responses = await Promise.all(streams.map((s) => s.ready));
@@ -471,7 +471,7 @@ describe('attack suite', function () {
       // Found by the soak (tools/soak.ts): each commit inside a snapshot tick used to re-run the tick in a
       // microtask loop until the tick ended, blocking the event loop for up to SNAPSHOT_TICK_MS per write.
       // A long tick makes any such spin unmistakable.
-      const c = await startInstance({ SNAPSHOT_TICK_MS: '1000' });
+      const c = await start({ SNAPSHOT_TICK_MS: '1000' });
       const delay = monitorEventLoopDelay({ resolution: 10 });
       try {
         const u = uniqueUser('trickle');
@@ -491,7 +491,7 @@ describe('attack suite', function () {
 
     it('a burst from one user spread over two instances at once gets exactly the shared write limit', async () => {
       const env = { RATE_LIMIT_WRITES_PER_MIN: '20' };
-      const [a, b] = await Promise.all([startInstance(env), startInstance(env)]);
+      const [a, b] = await Promise.all([start(env), start(env)]);
       try {
         await eventually(() => a.services.mirror.isReady() && b.services.mirror.isReady());
         const u = uniqueUser('burst');

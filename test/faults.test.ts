@@ -3,8 +3,8 @@ import { Redis } from 'ioredis';
 import type { Knex } from 'knex';
 import { addToTop } from './helpers/api';
 import { insertUser, mysqlScore, mysqlEvents } from './helpers/assertions';
-import { deleteRunKeys, resetTables, testDb } from './helpers/database';
-import { RUN_PREFIX, TEST_DATABASE_URL, TEST_REDIS_URL, uniqueUser } from './helpers/env';
+import { deleteRunKeys, isolatedStore } from './helpers/database';
+import { RUN_PREFIX, TEST_REDIS_URL, uniqueUser } from './helpers/env';
 import { eventually, startInstance, type Instance } from './helpers/instance';
 import { postDelta, startPollLoad, startWriteLoad, type WriteOutcome } from './helpers/load';
 import { expectedTop, ledgerProblems, waitForMirror } from './helpers/mirror';
@@ -39,17 +39,20 @@ const slowest = (outcomes: Array<{ ms: number }>) => Math.max(0, ...outcomes.map
 
 describe('fault injection', function () {
   this.timeout(60_000);
+  // Tables and keys of its own: it needs an empty board, and no other suite sees its rows.
+  const store = isolatedStore('faults');
+  const start: typeof startInstance = (env = {}, hooks) =>
+    startInstance({ DATABASE_URL: store.databaseUrl, REDIS_PREFIX: store.prefix, ...env }, hooks);
+  const spawn = (env: Record<string, string> = {}) =>
+    spawnServer({ DATABASE_URL: store.databaseUrl, REDIS_PREFIX: store.prefix, ...env });
   let db: Knex;
   let direct: Redis;
   before(async () => {
     // An empty board: several scenarios watch a user they put on top (addToTop) reach polls and streams.
-    await resetTables();
-    await deleteRunKeys(); // and the mirror of the rows just deleted (users are never deleted in production)
-    db = testDb();
+    db = store.db;
     direct = new Redis(TEST_REDIS_URL);
   });
   after(async () => {
-    await db.destroy();
     direct.disconnect();
   });
 
@@ -61,7 +64,7 @@ describe('fault injection', function () {
 
     before(async () => {
       proxy = await proxyFor(TEST_REDIS_URL, 6379);
-      app = await startInstance({
+      app = await start({
         REDIS_URL: through(TEST_REDIS_URL, proxy),
         REDIS_PREFIX: prefix,
         REDIS_TIMEOUT_MS: '200',
@@ -158,9 +161,9 @@ describe('fault injection', function () {
     const users = Array.from({ length: 20 }, () => uniqueUser('mload'));
 
     before(async () => {
-      proxy = await proxyFor(TEST_DATABASE_URL, 3306);
-      app = await startInstance({
-        DATABASE_URL: through(TEST_DATABASE_URL, proxy),
+      proxy = await proxyFor(store.databaseUrl, 3306);
+      app = await start({
+        DATABASE_URL: through(store.databaseUrl, proxy),
         DATABASE_TIMEOUT_MS: '500',
         RETRY_AFTER_S: '3',
         SNAPSHOT_TICK_MS: '100',
@@ -272,7 +275,7 @@ describe('fault injection', function () {
       // network), long enough for B to commit and mirror a newer total. The catch-up loop is slowed down so
       // that only the version check can keep Redis from going back.
       const env = { REDIS_PREFIX: prefix, MIRROR_SYNC_INTERVAL_MS: '60000' };
-      const a = await startInstance(env, {
+      const a = await start(env, {
         afterCommit: async () => {
           if (delayed) return;
           delayed = true;
@@ -280,7 +283,7 @@ describe('fault injection', function () {
           await sleep(400);
         },
       });
-      const b = await startInstance(env);
+      const b = await start(env);
       try {
         await eventually(() => a.services.mirror.isReady() && b.services.mirror.isReady(), 5000);
         const seen: string[] = [];
@@ -310,7 +313,7 @@ describe('fault injection', function () {
   describe('a late snapshot announcement', () => {
     it('is ignored: an instance never goes back to an older snapshot, in polls or on its streams', async () => {
       const prefix = `${RUN_PREFIX}faults-stale:`;
-      const app = await startInstance({ REDIS_PREFIX: prefix, SNAPSHOT_TICK_MS: '50' });
+      const app = await start({ REDIS_PREFIX: prefix, SNAPSHOT_TICK_MS: '50' });
       const stream = openRawStream(`${app.url}/api/v1/scores/stream`);
       try {
         await stream.ready;
@@ -346,7 +349,7 @@ describe('fault injection', function () {
       this.timeout(60_000);
       const prefix = `${RUN_PREFIX}faults-crash:`;
       const user = uniqueUser('crash');
-      const first = await startInstance({ REDIS_PREFIX: prefix });
+      const first = await start({ REDIS_PREFIX: prefix });
       try {
         await eventually(() => first.services.mirror.isReady(), 5000);
         expect((await postDelta(first.url, user, 5)).status).to.equal(201);
@@ -357,7 +360,7 @@ describe('fault injection', function () {
 
       /** One write through a server that dies right after committing it; returns once it is dead. */
       async function crashAfterCommit(delta: number, actionId: string) {
-        const doomed = await spawnServer({ REDIS_PREFIX: prefix, TEST_CRASH_AFTER_COMMIT: '1' });
+        const doomed = await spawn({ REDIS_PREFIX: prefix, TEST_CRASH_AFTER_COMMIT: '1' });
         const lost = await postDelta(doomed.url, user, delta, actionId);
         expect(lost.status, 'no answer: the process died').to.equal(0);
         await doomed.exited;
@@ -368,7 +371,7 @@ describe('fault injection', function () {
       await crashAfterCommit(3, 'crash-1');
       expect(await mysqlScore(db, user)).to.equal('8');
       expect(await direct.zscore(`${prefix}scores`, user)).to.equal('5');
-      const restarted = await spawnServer({ REDIS_PREFIX: prefix });
+      const restarted = await spawn({ REDIS_PREFIX: prefix });
       try {
         await eventually(async () => (await direct.zscore(`${prefix}scores`, user)) === '8', 10_000, 100);
         await waitForMirror(db, direct, prefix);
@@ -390,7 +393,7 @@ describe('fault injection', function () {
 
     it('SIGTERM under load with 1,000 subscribers: no failed request, every stream ends cleanly, exit 0', async function () {
       this.timeout(60_000);
-      const server = await spawnServer({ SHUTDOWN_DELAY_MS: '500' });
+      const server = await spawn({ SHUTDOWN_DELAY_MS: '500' });
       const streams = Array.from({ length: 1000 }, () => openRawStream(`${server.url}/api/v1/scores/stream`));
       await Promise.all(streams.map((s) => s.ready));
       await eventually(() => streams.every((s) => s.events().length === 1), 10_000);

@@ -2,8 +2,8 @@ import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import type { Knex } from 'knex';
 import { insertUser, mysqlEvents } from './helpers/assertions';
-import { deleteRunKeys, resetTables, testDb } from './helpers/database';
-import { RUN_PREFIX, TEST_DATABASE_URL, TEST_REDIS_URL, tokenFor, uniqueUser } from './helpers/env';
+import { deleteRunKeys, isolatedStore } from './helpers/database';
+import { RUN_PREFIX, TEST_REDIS_URL, tokenFor, uniqueUser } from './helpers/env';
 import { eventually, startInstance, type Instance } from './helpers/instance';
 import { expectedTop, ledgerProblems, waitForMirror } from './helpers/mirror';
 import { startTcpProxy } from './helpers/tcp-proxy';
@@ -62,6 +62,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('history check (randomized workload with faults across two instances)', function () {
   this.timeout(LONG ? 1_800_000 : 90_000);
+  // Tables and keys of its own: it needs an empty board, and no other suite sees its rows.
+  const store = isolatedStore('history');
+  const start: typeof startInstance = (env = {}, hooks) =>
+    startInstance({ DATABASE_URL: store.databaseUrl, REDIS_PREFIX: store.prefix, ...env }, hooks);
   const prefix = `${RUN_PREFIX}history:`;
   let db: Knex;
   let direct: Redis;
@@ -71,12 +75,10 @@ describe('history check (randomized workload with faults across two instances)',
   before(async () => {
     console.log(`      history seed: ${SEED} (replay with HISTORY_SEED=${SEED})`);
     // An empty board, so the workload's users are the top N and every snapshot check sees them move.
-    await resetTables();
-    await deleteRunKeys(); // every mirror of this run: the rows they hold are gone
-    db = testDb();
+    db = store.db;
     direct = new Redis(TEST_REDIS_URL);
     for (let i = 0; i < 2; i++) {
-      const m = new URL(TEST_DATABASE_URL);
+      const m = new URL(store.databaseUrl);
       const r = new URL(TEST_REDIS_URL);
       const mysql = await startTcpProxy({ host: m.hostname, port: Number(m.port || 3306) });
       const redis = await startTcpProxy({ host: r.hostname, port: Number(r.port || 6379) });
@@ -85,7 +87,7 @@ describe('history check (randomized workload with faults across two instances)',
       m.port = String(mysql.port);
       r.port = String(redis.port);
       apps.push(
-        await startInstance({
+        await start({
           DATABASE_URL: m.toString(),
           REDIS_URL: r.toString(),
           REDIS_PREFIX: prefix,
@@ -105,7 +107,6 @@ describe('history check (randomized workload with faults across two instances)',
     }
     await Promise.all(apps.map((a) => a.close()));
     for (const p of proxies) await Promise.all([p.mysql.close(), p.redis.close()]);
-    await db.destroy();
     direct.disconnect();
     apps = [];
     proxies = [];

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import { resetTables, deleteRunKeys } from './helpers/database';
+import { deleteRunKeys, isolatedStore } from './helpers/database';
 import { addPoints } from './helpers/api';
 import { ensureAdmin } from './helpers/assertions';
-import { RUN_PREFIX, tokenFor, uniqueUser } from './helpers/env';
+import { tokenFor, uniqueUser } from './helpers/env';
 import { countQueries, eventually, startInstance, type Instance } from './helpers/instance';
 import { startTcpProxy } from './helpers/tcp-proxy';
 
@@ -32,14 +32,16 @@ const top = async (app: Instance) => {
 
 describe('top-N snapshot', function () {
   this.timeout(30_000);
+  // Tables and keys of its own: the tie and flush checks need an empty board, seen by no other suite.
+  const store = isolatedStore('snapshot');
+  const start: typeof startInstance = (env = {}, hooks) => startInstance({ ...store.env, ...env }, hooks);
   let a: Instance;
   let b: Instance;
   const fast = { SNAPSHOT_TICK_MS: '100', MIRROR_SYNC_INTERVAL_MS: '200' };
 
   before(async () => {
-    await resetTables();
-    a = await startInstance(fast);
-    b = await startInstance(fast);
+    a = await start(fast);
+    b = await start(fast);
     await ensureAdmin(a.db, ADMIN, 'Snapshot Admin'); // admins exist only in the database
   });
   after(async () => {
@@ -119,8 +121,7 @@ describe('top-N snapshot', function () {
 
   it('orders ties by earlier reach time and gives competition ranks', async () => {
     // Start from empty tables and an empty mirror (users are never deleted in production; here they are).
-    await resetTables();
-    await deleteRunKeys(RUN_PREFIX);
+    await store.reset();
     await ensureAdmin(a.db, ADMIN, 'Snapshot Admin');
     await eventually(() => a.services.mirror.isReady() && b.services.mirror.isReady());
     const [p, q, r, s] = ['tie-p', 'tie-q', 'tie-r', 'tie-s'];
@@ -144,7 +145,7 @@ describe('top-N snapshot', function () {
   });
 
   it('runs zero SQL queries and zero Redis commands for 1,000 polls in steady state', async () => {
-    const quiet = await startInstance({ MIRROR_SYNC_INTERVAL_MS: '600000' });
+    const quiet = await start({ MIRROR_SYNC_INTERVAL_MS: '600000' });
     try {
       await add(quiet, uniqueUser('steady'), 1);
       await new Promise((r) => setTimeout(r, 400)); // let the tick settle
@@ -280,10 +281,10 @@ describe('top-N snapshot', function () {
         if (res.status !== 200) failures.push(res.status);
       }
     })();
-    await deleteRunKeys(RUN_PREFIX);
-    await eventually(async () => (await a.redis.zscore(`${RUN_PREFIX}scores`, user)) === '1000000', 5000);
+    await deleteRunKeys(store.prefix);
+    await eventually(async () => (await a.redis.zscore(`${store.prefix}scores`, user)) === '1000000', 5000);
     await add(b, user, 1);
-    await eventually(async () => (await a.redis.exists(`${RUN_PREFIX}snapshot`)) === 1, 2000);
+    await eventually(async () => (await a.redis.exists(`${store.prefix}snapshot`)) === 1, 2000);
     polling = false;
     await poller;
     expect(failures).to.deep.equal([]);
@@ -298,8 +299,8 @@ describe('top-N snapshot', function () {
   it('with Redis unreachable, polls keep working and a write on one instance reaches the other', async () => {
     const proxy = await startTcpProxy({ host: '127.0.0.1', port: 6379 });
     const env = { ...fast, REDIS_URL: `redis://127.0.0.1:${proxy.port}/0` };
-    const c = await startInstance(env);
-    const d = await startInstance(env);
+    const c = await start(env);
+    const d = await start(env);
     try {
       const user = uniqueUser('outage');
       proxy.cut();

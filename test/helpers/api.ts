@@ -3,7 +3,7 @@ import { tokenFor } from './env';
 import type { Instance } from './instance';
 
 export const TEST_ADMIN = 'test-admin';
-/** TEST_ADMIN is an admin in the database (test/setup.ts and resetTables make it so), not by its token. */
+/** TEST_ADMIN is an admin in the database (test/setup.ts and isolatedStore make it so), not by its token. */
 export const adminToken = () => tokenFor(TEST_ADMIN, { name: 'Test Admin' });
 
 /** A player adds points to their own score through the API. */

@@ -20,22 +20,20 @@ export async function prepareTestDatabase(): Promise<void> {
   }
 }
 
-/** Empties our tables (never the schema, never another database). */
-export async function resetTables(): Promise<void> {
-  const db = testDb();
-  try {
-    await db.raw('DELETE FROM score_events');
-    await db.raw('DELETE FROM scores');
-    await db.raw('DELETE FROM users');
-    await ensureAdmin(db, TEST_ADMIN, 'Test Admin');
-  } finally {
-    await db.destroy();
-  }
-}
-
 /** Deletes only this run's keys on the shared Redis (never FLUSHALL). */
 export async function deleteRunKeys(prefix = RUN_PREFIX): Promise<void> {
   await deleteKeysWithPrefix(TEST_REDIS_URL, prefix);
+}
+
+/** A database name of the suite's own beside the shared test database (MySQL allows 64 characters). */
+function ownDatabaseUrl(label: string): string {
+  const url = new URL(TEST_DATABASE_URL);
+  url.pathname = `${url.pathname.slice(1)}_${label.replace(/\W/g, '_')}_${process.pid}`.slice(0, 64);
+  return url.toString();
+}
+
+async function dropDatabase(db: Knex, databaseUrl: string): Promise<void> {
+  await db.raw(`DROP DATABASE IF EXISTS \`${parseDatabaseUrl(databaseUrl).database}\``);
 }
 
 /**
@@ -46,16 +44,59 @@ export async function withScratchDatabase<T>(
   label: string,
   fn: (databaseUrl: string, db: Knex) => Promise<T>,
 ): Promise<T> {
-  const url = new URL(TEST_DATABASE_URL);
-  url.pathname = `${url.pathname.slice(1)}_${label}_${process.pid}`.slice(0, 64);
-  const databaseUrl = url.toString();
+  const databaseUrl = ownDatabaseUrl(label);
   await createDatabase(databaseUrl);
   await migrateLatest(databaseUrl);
   const db = knex(knexConfig(databaseUrl, { poolMax: 4 }));
   try {
     return await fn(databaseUrl, db);
   } finally {
-    await db.raw(`DROP DATABASE IF EXISTS \`${parseDatabaseUrl(databaseUrl).database}\``);
+    await dropDatabase(db, databaseUrl);
     await db.destroy();
   }
+}
+
+export interface IsolatedStore {
+  /** DATABASE_URL and REDIS_PREFIX for startInstance: the suite's own tables and keys. */
+  env: { DATABASE_URL: string; REDIS_PREFIX: string };
+  databaseUrl: string;
+  prefix: string;
+  db: Knex;
+  /** Empties the suite's tables (keeping TEST_ADMIN) and deletes its Redis keys. */
+  reset(): Promise<void>;
+}
+
+/**
+ * Registers mocha hooks that give the calling suite a database and a Redis prefix of its own, created and
+ * migrated before it and dropped after it. A suite that needs an empty board uses this instead of emptying
+ * the shared tables, so suites pass alone and in any order and never see each other's rows.
+ */
+export function isolatedStore(label: string): IsolatedStore {
+  const databaseUrl = ownDatabaseUrl(label);
+  const prefix = `${RUN_PREFIX}${label}:`;
+  const store = {
+    env: { DATABASE_URL: databaseUrl, REDIS_PREFIX: prefix },
+    databaseUrl,
+    prefix,
+    db: undefined as unknown as Knex,
+    async reset() {
+      for (const table of ['cheat_flags', 'score_events', 'scores', 'users'])
+        await store.db.raw(`DELETE FROM ${table}`);
+      await ensureAdmin(store.db, TEST_ADMIN, 'Test Admin');
+      await deleteRunKeys(prefix);
+    },
+  };
+  before(async function () {
+    this.timeout(60_000);
+    await createDatabase(databaseUrl);
+    await migrateLatest(databaseUrl);
+    store.db = knex(knexConfig(databaseUrl, { poolMax: 4 }));
+    await store.reset();
+  });
+  after(async () => {
+    await deleteRunKeys(prefix);
+    await dropDatabase(store.db, databaseUrl);
+    await store.db.destroy();
+  });
+  return store;
 }

@@ -1,6 +1,5 @@
 import type { Knex } from 'knex';
 import type { Redis } from 'ioredis';
-import { readSnapshot } from '../../src/snapshot/engine';
 import { eventually } from './instance';
 
 /** Every active user's committed total, exactly as the mirror's sorted set should hold it. */
@@ -29,7 +28,6 @@ export async function mirrorDifferences(db: Knex, redis: Redis, prefix: string):
   return diff;
 }
 
-/** The top N body MySQL yields right now (what every instance must converge to). */
 /** Waits until Redis equals MySQL for every user; on timeout the error lists the first differences. */
 export async function waitForMirror(
   db: Knex,
@@ -48,8 +46,37 @@ export async function waitForMirror(
   });
 }
 
+/**
+ * The top N body every instance must converge to, worked out here from the raw rows rather than by the
+ * production snapshot query, so a ranking bug there cannot hide: active users only, score descending, then
+ * the earlier time the score was reached, then user id; competition ranks ("1224"); the /top JSON format.
+ */
 export async function expectedTop(db: Knex, size = 10): Promise<string> {
-  return (await readSnapshot(db, size)).body.toString();
+  const [rows] = await db.raw(
+    `SELECT s.user_id, u.display_name, CAST(s.score AS CHAR) AS score,
+            DATE_FORMAT(s.reached_at, '%Y-%m-%d %H:%i:%s.%f') AS reached
+     FROM scores s JOIN users u ON u.id = s.user_id WHERE u.status = 'active'`,
+  );
+  const all = rows as Array<{ user_id: string; display_name: string; score: string; reached: string }>;
+  const byCode = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0); // ids are ASCII: as utf8mb4_bin
+  all.sort(
+    (a, b) =>
+      Math.sign(Number(BigInt(b.score) - BigInt(a.score))) ||
+      byCode(a.reached, b.reached) ||
+      byCode(a.user_id, b.user_id),
+  );
+  const top: Array<{ rank: number; userId: string; displayName: string; score: number }> = [];
+  for (const r of all.slice(0, size)) {
+    const score = Number(r.score);
+    const prev = top[top.length - 1];
+    top.push({
+      rank: prev && prev.score === score ? prev.rank : top.length + 1,
+      userId: r.user_id,
+      displayName: r.display_name,
+      score,
+    });
+  }
+  return JSON.stringify(top);
 }
 
 /** Per user: score equals the sum of its events, and each event's score_after chains from the previous one. */
