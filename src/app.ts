@@ -9,6 +9,7 @@ import { problemMiddleware } from './errors';
 import type { Logger } from './logger';
 import { metricsMiddleware } from './metrics';
 import { opsRoutes } from './ops/routes';
+import { redisKeys } from './leaderboard/ranking';
 import { createLimiter } from './rate-limit/limiter';
 import { requestContext } from './request-context';
 import { scoreReadRoutes } from './scores/read-routes';
@@ -52,7 +53,7 @@ export function createApp(deps: AppDeps): Koa {
     max: config.rateLimit.writesPerMin,
     durationMs: 60_000,
     id: (ctx) => ctx.state.userId ?? false,
-    redis: { client: deps.redis, namespace: `${config.redisPrefix}ratelimit:writes` },
+    redis: { client: deps.redis, namespace: redisKeys(config.redisPrefix).writeLimit },
     logger,
     onLimited: (ctx) => {
       deps.metrics.rateLimited.inc({ limit: 'writes' });

@@ -5,6 +5,7 @@ import { testDb } from './helpers/database';
 import { TEST_REDIS_URL, tokenFor, uniqueUser } from './helpers/env';
 import { startInstance, type Instance } from './helpers/instance';
 import { mysqlEvents, mysqlScore } from './helpers/assertions';
+import { redisKeys } from '../src/leaderboard/ranking';
 
 const PATH = '/api/v1/scores/update';
 
@@ -28,7 +29,7 @@ describe('concurrent writes', () => {
   });
 
   const redisScore = async (userId: string) =>
-    Number(await redis.zscore(`${a.config.redisPrefix}scores`, userId));
+    Number(await redis.zscore(redisKeys(a.config.redisPrefix).scores, userId));
   const send = (app: Instance, userId: string, body: object) =>
     app.request
       .post(PATH)

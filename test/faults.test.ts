@@ -11,6 +11,7 @@ import { expectedTop, ledgerProblems, waitForMirror } from './helpers/mirror';
 import { spawnServer } from './helpers/process';
 import { openRawStream } from './helpers/sse';
 import { startTcpProxy } from './helpers/tcp-proxy';
+import { redisKeys } from '../src/leaderboard/ranking';
 
 /**
  * Fault injection, one scenario per failure mode of the issue, each under load and each with its pass
@@ -290,7 +291,7 @@ describe('fault injection', function () {
         let watching = true;
         const watcher = (async () => {
           while (watching) {
-            const s = await direct.zscore(`${prefix}scores`, user);
+            const s = await direct.zscore(redisKeys(prefix).scores, user);
             if (s !== null && s !== seen.at(-1)) seen.push(s);
             await sleep(2);
           }
@@ -303,7 +304,7 @@ describe('fault injection', function () {
         watching = false;
         await watcher;
         expect(seen, 'the mirrored score over time').to.deep.equal(['2']);
-        expect(await direct.zscore(`${prefix}scores`, user)).to.equal('2');
+        expect(await direct.zscore(redisKeys(prefix).scores, user)).to.equal('2');
       } finally {
         await Promise.all([a.close(), b.close()]);
       }
@@ -317,7 +318,7 @@ describe('fault injection', function () {
       const stream = openRawStream(`${app.url}/api/v1/scores/stream`);
       try {
         await stream.ready;
-        const shared = async () => (await direct.get(`${prefix}snapshot`)) ?? '';
+        const shared = async () => (await direct.get(redisKeys(prefix).snapshot)) ?? '';
         await addToTop(app, uniqueUser('stale'));
         await eventually(async () => (await shared()).includes('stale'), 5000);
         const old = await shared();
@@ -331,7 +332,7 @@ describe('fault injection', function () {
         const sent = stream.events().length;
 
         // The older snapshot arrives late on the channel (a slow or out-of-order publisher somewhere).
-        await direct.publish(`${prefix}snapshot`, old);
+        await direct.publish(redisKeys(prefix).snapshot, old);
         await sleep(300);
         const after = await app.request.get('/api/v1/scores/top');
         expect(after.headers.etag).to.equal(current.headers.etag);
@@ -356,7 +357,7 @@ describe('fault injection', function () {
       } finally {
         await first.close();
       }
-      expect(await direct.zscore(`${prefix}scores`, user)).to.equal('5');
+      expect(await direct.zscore(redisKeys(prefix).scores, user)).to.equal('5');
 
       /** One write through a server that dies right after committing it; returns once it is dead. */
       async function crashAfterCommit(delta: number, actionId: string) {
@@ -370,10 +371,14 @@ describe('fault injection', function () {
       // Alone: committed, not mirrored, exactly the gap a crash at that moment leaves, until a restart.
       await crashAfterCommit(3, 'crash-1');
       expect(await mysqlScore(db, user)).to.equal('8');
-      expect(await direct.zscore(`${prefix}scores`, user)).to.equal('5');
+      expect(await direct.zscore(redisKeys(prefix).scores, user)).to.equal('5');
       const restarted = await spawn({ REDIS_PREFIX: prefix });
       try {
-        await eventually(async () => (await direct.zscore(`${prefix}scores`, user)) === '8', 10_000, 100);
+        await eventually(
+          async () => (await direct.zscore(redisKeys(prefix).scores, user)) === '8',
+          10_000,
+          100,
+        );
         await waitForMirror(db, direct, prefix);
         // The client's retry of the unanswered request is recognised, not applied again.
         const retry = await postDelta(restarted.url, user, 3, 'crash-1');
@@ -384,7 +389,11 @@ describe('fault injection', function () {
         // Beside a running instance: its catch-up loop repairs Redis within 10 s, no restart needed.
         await crashAfterCommit(4, 'crash-2');
         expect(await mysqlScore(db, user)).to.equal('12');
-        await eventually(async () => (await direct.zscore(`${prefix}scores`, user)) === '12', 10_000, 100);
+        await eventually(
+          async () => (await direct.zscore(redisKeys(prefix).scores, user)) === '12',
+          10_000,
+          100,
+        );
       } finally {
         restarted.child.kill('SIGTERM');
         expect(await restarted.exited, restarted.stderr).to.equal(0);

@@ -6,6 +6,7 @@ import { RUN_PREFIX, TEST_REDIS_URL, tokenFor, uniqueUser } from './helpers/env'
 import { eventually, startInstance, type Instance } from './helpers/instance';
 import { startTcpProxy } from './helpers/tcp-proxy';
 import { mysqlRank, mysqlScore } from './helpers/assertions';
+import { redisKeys } from '../src/leaderboard/ranking';
 
 /**
  * The instance reaches Redis through a TCP proxy we can cut; the shared Redis itself is never stopped or
@@ -17,7 +18,7 @@ describe('Redis unreachable', () => {
   let db: Knex;
   let direct: Redis;
   const prefix = `${RUN_PREFIX}outage:`;
-  const zset = `${prefix}scores`;
+  const zset = redisKeys(prefix).scores;
 
   before(async () => {
     const target = new URL(TEST_REDIS_URL);

@@ -13,6 +13,7 @@ import {
   mysqlScore,
   mysqlUser,
 } from './helpers/assertions';
+import { redisKeys } from '../src/leaderboard/ranking';
 
 const MAX = Number.MAX_SAFE_INTEGER;
 
@@ -52,7 +53,7 @@ describe('POST /scores/update', () => {
   });
 
   const redisScore = async (userId: string) => {
-    const s = await redis.zscore(`${app.config.redisPrefix}scores`, userId);
+    const s = await redis.zscore(redisKeys(app.config.redisPrefix).scores, userId);
     return s === null ? null : Number(s);
   };
 

@@ -5,6 +5,7 @@ import { ensureAdmin } from './helpers/assertions';
 import { tokenFor, uniqueUser } from './helpers/env';
 import { countQueries, eventually, startInstance, type Instance } from './helpers/instance';
 import { startTcpProxy } from './helpers/tcp-proxy';
+import { redisKeys } from '../src/leaderboard/ranking';
 
 const ADMIN = 'snap-admin';
 const admin = () => tokenFor(ADMIN, { name: 'Snapshot Admin' });
@@ -282,9 +283,12 @@ describe('top-N snapshot', function () {
       }
     })();
     await deleteRunKeys(store.prefix);
-    await eventually(async () => (await a.redis.zscore(`${store.prefix}scores`, user)) === '1000000', 5000);
+    await eventually(
+      async () => (await a.redis.zscore(redisKeys(store.prefix).scores, user)) === '1000000',
+      5000,
+    );
     await add(b, user, 1);
-    await eventually(async () => (await a.redis.exists(`${store.prefix}snapshot`)) === 1, 2000);
+    await eventually(async () => (await a.redis.exists(redisKeys(store.prefix).snapshot)) === 1, 2000);
     polling = false;
     await poller;
     expect(failures).to.deep.equal([]);

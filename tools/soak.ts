@@ -30,6 +30,7 @@ import { signToken } from '../src/auth/tokens';
 import { createDatabase, migrateLatest } from '../src/cli/db';
 import { readSnapshot } from '../src/snapshot/engine';
 import { deleteKeysWithPrefix } from '../src/redis';
+import { redisKeys } from '../src/leaderboard/ranking';
 
 const { values: args } = parseArgs({
   options: {
@@ -435,7 +436,7 @@ async function run(state: { cleanup: () => Promise<void> }): Promise<number> {
     if ((bad as unknown[]).length)
       problems.push(`${(bad as unknown[]).length} totals differ from the sum of their events`);
     const [rows] = await db.raw('SELECT user_id, CAST(score AS CHAR) AS score FROM scores');
-    const flat = await redis.zrange(`${prefix}scores`, '0', '-1', 'WITHSCORES');
+    const flat = await redis.zrange(redisKeys(prefix).scores, '0', '-1', 'WITHSCORES');
     const mirrored = new Map<string, string>();
     for (let i = 0; i < flat.length; i += 2) mirrored.set(flat[i], flat[i + 1]);
     const differ = (rows as Array<{ user_id: string; score: string }>).filter(

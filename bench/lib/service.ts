@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort, ROOT, spawnNode, waitFor, type NodeChild } from './proc';
+import { redisKeys } from '../../src/leaderboard/ranking';
 
 export interface ServiceOptions {
   databaseUrl: string;
@@ -32,7 +33,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   const redis = new Redis(opts.redisUrl);
   try {
     // The mirror sets this key once it has been rebuilt from MySQL: a fresh one tells us the service is ready.
-    await redis.del(`${opts.redisPrefix}mirror:ready`);
+    await redis.del(redisKeys(opts.redisPrefix).mirrorReady);
     const child = spawnNode(path.join(ROOT, 'src/server.ts'), {
       nodeArgs: opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : [],
       env: {
@@ -59,7 +60,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       'the service to start',
       async () =>
         (await fetch(`${url}/api/v1/scores/top`)).status === 200 &&
-        (await redis.exists(`${opts.redisPrefix}mirror:ready`)) === 1,
+        (await redis.exists(redisKeys(opts.redisPrefix).mirrorReady)) === 1,
       180_000,
       child,
     );

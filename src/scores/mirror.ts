@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { rawRows, type Db } from '../db';
+import { LUA_ABOVE, redisKeys } from '../leaderboard/ranking';
 import { markRedisFailure, redisReady } from '../redis';
 
 /** One user's state as MySQL committed it. `version` grows with every change of the user's scores row. */
@@ -30,7 +31,7 @@ return 1`;
 
 // Competition rank of each queried score against the mirror, with the pending batch's own users counted at
 // their new scores: ARGV = n, then n x (user, newScore, active), then pairs of (user, score) to rank.
-const RANKS = `
+const RANKS = `${LUA_ABOVE}
 local n = tonumber(ARGV[1])
 local users, old, new, active = {}, {}, {}, {}
 for i = 0, n - 1 do
@@ -43,7 +44,7 @@ end
 local out = {}
 for j = 2 + n * 3, #ARGV, 2 do
   local self, s = ARGV[j], tonumber(ARGV[j + 1])
-  local c = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[j + 1], '+inf')
+  local c = above(KEYS[1], ARGV[j + 1])
   for _, u in ipairs(users) do
     if old[u] and old[u] > s then c = c - 1 end
     if u ~= self and active[u] and new[u] > s then c = c + 1 end
@@ -53,10 +54,10 @@ end
 return out`;
 
 // One user's score, the number of users above it, and the display name, in one round trip.
-const LOOKUP = `
+const LOOKUP = `${LUA_ABOVE}
 local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not s then return false end
-return {s, redis.call('ZCOUNT', KEYS[1], '(' .. s, '+inf'), redis.call('HGET', KEYS[2], ARGV[1])}`;
+return {s, above(KEYS[1], s), redis.call('HGET', KEYS[2], ARGV[1])}`;
 
 type MirrorRedis = Redis & {
   mirrorApply(zset: string, versions: string, names: string, ...args: string[]): Promise<number>;
@@ -83,12 +84,8 @@ export function createMirror(deps: {
   redis.defineCommand('mirrorApply', { numberOfKeys: 3, lua: APPLY });
   redis.defineCommand('mirrorRanks', { numberOfKeys: 1, lua: RANKS });
   redis.defineCommand('mirrorLookup', { numberOfKeys: 2, lua: LOOKUP });
-  const keys = {
-    zset: `${prefix}scores`,
-    versions: `${prefix}score-versions`,
-    names: `${prefix}names`,
-    ready: `${prefix}mirror:ready`,
-  };
+  const named = redisKeys(prefix);
+  const keys = { zset: named.scores, versions: named.versions, names: named.names, ready: named.mirrorReady };
 
   let ready = false; // the mirror is complete: ranks may be answered from it
   let failures = 0; // bumped whenever a mirror write is lost, so the catch-up scan does not skip it

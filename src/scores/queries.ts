@@ -1,4 +1,5 @@
 import { rawRows, type Db } from '../db';
+import { ABOVE_SQL, rankFromAbove } from '../leaderboard/ranking';
 
 /** A user's score and rank from MySQL, for when the Redis mirror cannot answer. Banned users have none. */
 export async function userStandingFromDatabase(
@@ -12,12 +13,8 @@ export async function userStandingFromDatabase(
   );
   if (!row || row.status !== 'active') return undefined;
   const score = Number(row.score ?? 0);
-  const [{ above }] = await rawRows<{ above: number }>(
-    db,
-    `SELECT COUNT(*) AS above FROM scores s JOIN users u ON u.id = s.user_id WHERE s.score > ? AND u.status = 'active'`,
-    [score],
-  );
-  return { displayName: row.display_name, score, rank: Number(above) + 1 };
+  const [{ above }] = await rawRows<{ above: number }>(db, ABOVE_SQL, [score]);
+  return { displayName: row.display_name, score, rank: rankFromAbove(Number(above)) };
 }
 
 export interface HistoryEvent {

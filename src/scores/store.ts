@@ -1,5 +1,6 @@
 import type { Db } from '../db';
 import { forbidden, notFound, unprocessable, type HttpError } from '../errors';
+import { ABOVE_SQL, rankFromAbove } from '../leaderboard/ranking';
 import type { MirrorEntry, RankQuery } from './mirror';
 
 export interface DeltaRequest {
@@ -321,14 +322,13 @@ async function ranksFromDatabase(tx: Tx, queries: RankQuery[], pending: MirrorEn
   const batchUsers = pending.map((p) => p.userId);
   const counts = (await tx.run(
     queries.map((q) => ({
-      sql: `SELECT COUNT(*) AS above FROM scores s JOIN users u ON u.id = s.user_id
-            WHERE s.score > ? AND u.status = 'active' AND s.user_id NOT IN (${placeholders(batchUsers.length)})`,
+      sql: `${ABOVE_SQL} AND s.user_id NOT IN (${placeholders(batchUsers.length)})`,
       values: [q.score, ...batchUsers],
     })),
   )) as Array<Array<{ above: number }>>;
   return queries.map((q, i) => {
     const fromBatch = pending.filter((p) => p.userId !== q.userId && p.active && p.score > q.score).length;
-    return Number(counts[i][0].above) + fromBatch + 1;
+    return rankFromAbove(Number(counts[i][0].above) + fromBatch);
   });
 }
 

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { rawRows, type Db } from '../db';
+import { competitionRanks, rankOrderSql, redisKeys } from '../leaderboard/ranking';
 import { markRedisFailure, redisReady } from '../redis';
 import { etagFor } from './etag';
 
@@ -68,19 +69,18 @@ export async function readSnapshot(db: Db, size: number): Promise<Snapshot> {
      LEFT JOIN (SELECT s.user_id, u.display_name, s.score, s.reached_at
                 FROM scores s JOIN users u ON u.id = s.user_id
                 WHERE u.status = 'active'
-                ORDER BY s.score DESC, s.reached_at ASC, s.user_id ASC LIMIT ?) t ON 1 = 1
-     ORDER BY t.score DESC, t.reached_at ASC, t.user_id ASC`,
+                ORDER BY ${rankOrderSql('s')} LIMIT ?) t ON 1 = 1
+     ORDER BY ${rankOrderSql('t')}`,
     [size],
   );
-  const entries: ScoreboardEntry[] = [];
-  for (const r of rows) {
-    if (r.user_id === null) continue;
-    const score = Number(r.score);
-    const prev = entries[entries.length - 1];
-    // Competition ranking ("1224"): equal scores share a rank, the next rank skips.
-    const rank = prev && prev.score === score ? prev.rank : entries.length + 1;
-    entries.push({ rank, userId: r.user_id, displayName: r.display_name, score });
-  }
+  const ranked = rows.filter((r) => r.user_id !== null);
+  const ranks = competitionRanks(ranked.map((r) => Number(r.score)));
+  const entries: ScoreboardEntry[] = ranked.map((r, i) => ({
+    rank: ranks[i],
+    userId: r.user_id!,
+    displayName: r.display_name,
+    score: Number(r.score),
+  }));
   const body = Buffer.from(JSON.stringify(entries));
   return { body, etag: etagFor(body), maxEventId: Number(rows[0].max_id), readAtUs: Number(rows[0].now_us) };
 }
@@ -103,8 +103,7 @@ export function createSnapshotEngine(deps: {
   const { db, logger } = deps;
   const redis = deps.redis as SnapshotRedis;
   redis.defineCommand('snapshotPublish', { numberOfKeys: 2, lua: PUBLISH_IF_NEWER });
-  const key = `${deps.prefix}snapshot`;
-  const channel = `${deps.prefix}snapshot`;
+  const { snapshot: key, snapshotChannel: channel } = redisKeys(deps.prefix);
   const empty = Buffer.from('[]');
   let current: Snapshot = { body: empty, etag: etagFor(empty), maxEventId: -1, readAtUs: 0 };
   let adoptedAt = Date.now();

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { Redis } from 'ioredis';
 import { eventually } from './instance';
+import { redisKeys } from '../../src/leaderboard/ranking';
 
 /** Every active user's committed total, exactly as the mirror's sorted set should hold it. */
 export async function mysqlTotals(db: Knex): Promise<Map<string, string>> {
@@ -20,7 +21,7 @@ export async function redisTotals(redis: Redis, zset: string): Promise<Map<strin
 
 /** The users whose mirrored score differs from MySQL (empty when the mirror under `prefix` is exact). */
 export async function mirrorDifferences(db: Knex, redis: Redis, prefix: string): Promise<string[]> {
-  const [m, r] = await Promise.all([mysqlTotals(db), redisTotals(redis, `${prefix}scores`)]);
+  const [m, r] = await Promise.all([mysqlTotals(db), redisTotals(redis, redisKeys(prefix).scores)]);
   const diff = [...m]
     .filter(([user, score]) => r.get(user) !== score)
     .map(([u, s]) => `${u}: ${s} vs ${r.get(u)}`);
