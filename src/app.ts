@@ -11,6 +11,7 @@ import { metricsMiddleware } from './metrics';
 import { opsRoutes } from './ops/routes';
 import { createLimiter } from './rate-limit/limiter';
 import { requestContext } from './request-context';
+import { lenientPath, ROUTER_OPTIONS } from './routing';
 import { scoreReadRoutes } from './scores/read-routes';
 import { scoreWriteRoutes } from './scores/routes';
 import { securityHeaders } from './security-headers';
@@ -94,18 +95,20 @@ export function createApp(deps: AppDeps): Koa {
     collect: deps.collect,
   });
   app.use(ops.routes()).use(ops.allowedMethods({ throw: true }));
-  const web = new Router(); // the live page, its assets, /openapi.json and /docs
+  const web = new Router(ROUTER_OPTIONS); // the live page, its assets, /openapi.json and /docs
   webRoutes(web, { config });
   app.use(web.routes()).use(web.allowedMethods({ throw: true }));
+  // Every GET/HEAD that any spelling would put under /api is counted, the 404s of non-canonical spellings too,
+  // so no spelling gets a budget of its own (the routers below only route the canonical one).
   app.use((ctx, next) =>
-    (ctx.method === 'GET' || ctx.method === 'HEAD') && ctx.path.startsWith('/api')
+    (ctx.method === 'GET' || ctx.method === 'HEAD') && lenientPath(ctx.path).startsWith('/api')
       ? readLimit(ctx, next)
       : next(),
   );
 
   // The unversioned /api is the current version, as the original specification wrote it.
   for (const prefix of ['/api/v1', '/api']) {
-    const api = new Router({ prefix });
+    const api = new Router({ ...ROUTER_OPTIONS, prefix });
     snapshotRoutes(api, { snapshot: deps.snapshot, pollIntervalS: config.pollIntervalS });
     streamRoutes(api, { hub: deps.hub, retryAfterS: config.retryAfterS });
     scoreWriteRoutes(api, {

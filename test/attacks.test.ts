@@ -492,3 +492,109 @@ describe('attack suite', function () {
     });
   });
 });
+
+describe('security hardening: limits and cost', function () {
+  this.timeout(60_000);
+  let db: Knex;
+  before(() => {
+    db = testDb();
+  });
+  after(async () => {
+    await db.destroy();
+  });
+
+  describe('one spelling per route', () => {
+    // Every way a lenient router or proxy might read a canonical path. Each one must be 404 (not routed) and
+    // still draw on the same read budget as the canonical path when it is under /api.
+    const respell = (path: string): string[] => {
+      const [, first, ...rest] = path.split('/');
+      const last = path.slice(path.lastIndexOf('/') + 1);
+      const encoded = `%${last.charCodeAt(0).toString(16)}${last.slice(1)}`;
+      return [
+        path.toUpperCase(),
+        `/${first.toUpperCase()}/${rest.join('/')}`,
+        path.replace('/v1/', '/V1/'),
+        `${path}/`,
+        `/${path}`,
+        path.replace(/\/([^/]*)$/, '//$1'),
+        `${path.slice(0, path.lastIndexOf('/') + 1)}${encoded}`,
+      ].filter((p) => p !== path);
+    };
+    const reads = [
+      '/api/v1/scores/top',
+      '/api/scores/top',
+      '/api/v1/scores/stream',
+      '/api/scores/stream',
+      '/api/v1/scores/users/someone',
+      '/api/v1/scores/users/someone/events',
+      '/api/v1/admin/flags',
+    ];
+    const others = ['/healthz', '/readyz', '/metrics', '/docs', '/openapi.json'];
+
+    it('answers every non-canonical spelling of a read, stream, admin, ops or web route 404', async () => {
+      const c = await startInstance();
+      try {
+        for (const path of [...reads, ...others]) {
+          for (const spelling of respell(path)) {
+            const res = await c.request.get(spelling).timeout(3000);
+            expect(res.status, `GET ${spelling}`).to.equal(404);
+          }
+        }
+        // The canonical paths themselves still answer (streams are not opened here).
+        for (const path of ['/api/v1/scores/top', '/api/scores/top', ...others])
+          expect((await c.request.get(path)).status, path).to.equal(200);
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('routes no spelling of a write but the canonical one, and writes nothing for them', async () => {
+      const c = await startInstance();
+      try {
+        const u = uniqueUser('spell');
+        for (const path of ['/api/v1/scores/update', '/api/scores/update']) {
+          for (const spelling of respell(path)) {
+            const res = await c.request
+              .post(spelling)
+              .set('Authorization', `Bearer ${tokenFor(u)}`)
+              .send({ scoreIncrement: 1 });
+            expect(res.status, `POST ${spelling}`).to.equal(404);
+          }
+        }
+        for (const spelling of respell(`/api/v1/users/${u}`)) {
+          const res = await c.request
+            .patch(spelling)
+            .set('Authorization', `Bearer ${adminToken()}`)
+            .send({ status: 'banned' });
+          expect(res.status, `PATCH ${spelling}`).to.equal(404);
+        }
+        expect(await mysqlScore(db, u)).to.equal(undefined);
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('counts every spelling under /api against the one read budget of the address', async () => {
+      const limit = 40;
+      const c = await startInstance({ RATE_LIMIT_READS_PER_MIN: String(limit) });
+      try {
+        const spellings = [
+          '/api/v1/scores/top',
+          ...respell('/api/v1/scores/top'),
+          ...respell('/api/scores/top'),
+        ];
+        let expected = limit;
+        for (let i = 0; i < limit; i++) {
+          const path = spellings[i % spellings.length];
+          const res = await c.request.get(path);
+          expected--;
+          expect(res.status, path).to.equal(path === '/api/v1/scores/top' ? 200 : 404);
+          expect(res.headers['ratelimit-remaining'], path).to.equal(String(expected));
+        }
+        for (const path of spellings) expectProblem(await c.request.get(path), 429);
+      } finally {
+        await c.close();
+      }
+    });
+  });
+});

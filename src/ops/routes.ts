@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Db } from '../db';
 import type { Metrics } from '../metrics';
 import { redisReady } from '../redis';
+import { ROUTER_OPTIONS } from '../routing';
 
 /**
  * Operator endpoints, outside /api: liveness (the process answers), readiness (MySQL reachable and not
@@ -16,7 +17,7 @@ export function opsRoutes(deps: {
   timeoutMs: number;
   collect: () => void;
 }): Router {
-  const router = new Router();
+  const router = new Router(ROUTER_OPTIONS);
   router.get('/healthz', (ctx) => {
     ctx.set('Cache-Control', 'no-store');
     ctx.body = { status: 'ok' };
