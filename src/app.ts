@@ -89,10 +89,14 @@ export function createApp(deps: AppDeps): Koa {
   const ops = opsRoutes({
     db: deps.db,
     redis: deps.redis,
-    metrics: deps.metrics,
     isShuttingDown: deps.isShuttingDown,
     timeoutMs: config.databaseTimeoutMs,
-    collect: deps.collect,
+    readyzCacheMs: config.readyzCacheMs,
+    // With METRICS_PORT, src/server.ts serves /metrics on that port and the main port does not know it.
+    metrics:
+      config.metricsPort === undefined
+        ? { metrics: deps.metrics, collect: deps.collect, token: config.metricsToken }
+        : undefined,
   });
   app.use(ops.routes()).use(ops.allowedMethods({ throw: true }));
   const web = new Router(ROUTER_OPTIONS); // the live page, its assets, /openapi.json and /docs

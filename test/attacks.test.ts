@@ -9,9 +9,11 @@ import type { Knex } from 'knex';
 import { adminToken, addPoints, addToTop, TEST_ADMIN } from './helpers/api';
 import { expectProblem, insertUser, mysqlEvents, mysqlScore, mysqlUser } from './helpers/assertions';
 import { deleteRunKeys, resetTables, testDb } from './helpers/database';
-import { TEST_SECRET, tokenFor, uniqueUser } from './helpers/env';
+import { TEST_SECRET, testConfig, tokenFor, uniqueUser } from './helpers/env';
 import { eventually, startInstance, type Instance } from './helpers/instance';
 import { spawnServer } from './helpers/process';
+import supertest from 'supertest';
+import { startServer } from '../src/server';
 import { openRawStream } from './helpers/sse';
 
 /**
@@ -593,6 +595,83 @@ describe('security hardening: limits and cost', function () {
         }
         for (const path of spellings) expectProblem(await c.request.get(path), 429);
       } finally {
+        await c.close();
+      }
+    });
+  });
+
+  describe('operator endpoints', () => {
+    const METRICS_TOKEN = 'metrics-token-for-the-test-0123456789';
+
+    it('with METRICS_TOKEN, /metrics answers only its bearer token (401 problem otherwise)', async () => {
+      const c = await startInstance({ METRICS_TOKEN });
+      try {
+        const attempts: Array<[string, string | undefined]> = [
+          ['no header', undefined],
+          ['wrong token, same length', `Bearer ${METRICS_TOKEN.replace(/.$/, 'x')}`],
+          ['wrong token, shorter', 'Bearer metrics'],
+          ['a prefix of it', `Bearer ${METRICS_TOKEN.slice(0, -1)}`],
+          ['right token, wrong scheme', `Basic ${METRICS_TOKEN}`],
+          ['right token with more', `Bearer ${METRICS_TOKEN}x`],
+          ['a JWT of a real admin', `Bearer ${adminToken()}`],
+        ];
+        for (const [label, header] of attempts) {
+          const req = c.request.get('/metrics');
+          const res = await (header ? req.set('Authorization', header) : req);
+          expectProblem(res, 401);
+          expect(res.headers['www-authenticate'], label).to.match(/^Bearer/);
+          expect(res.text, label).to.not.match(/http_request_duration_seconds/);
+        }
+        const ok = await c.request.get('/metrics').set('Authorization', `Bearer ${METRICS_TOKEN}`);
+        expect(ok.status).to.equal(200);
+        expect(ok.text).to.match(/# TYPE http_request_duration_seconds histogram/);
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('with METRICS_PORT, /metrics is served on that port only', async () => {
+      const probe = net.createServer();
+      await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+      const metricsPort = (probe.address() as AddressInfo).port;
+      await new Promise<void>((r) => probe.close(() => r()));
+      const s = await startServer(testConfig({ METRICS_PORT: String(metricsPort), METRICS_TOKEN }));
+      try {
+        const main = supertest(`http://127.0.0.1:${s.port}`);
+        const ops = supertest(`http://127.0.0.1:${metricsPort}`);
+        expectProblem(await main.get('/metrics').set('Authorization', `Bearer ${METRICS_TOKEN}`), 404);
+        expect((await main.get('/healthz')).status).to.equal(200);
+        expectProblem(await ops.get('/metrics'), 401);
+        const ok = await ops.get('/metrics').set('Authorization', `Bearer ${METRICS_TOKEN}`);
+        expect(ok.status).to.equal(200);
+        expect(ok.text).to.match(/http_request_duration_seconds/);
+        expectProblem(await ops.get('/api/v1/scores/top'), 404);
+      } finally {
+        await s.close();
+      }
+    });
+
+    it('many /readyz probes within READYZ_CACHE_MS cost one MySQL ping', async () => {
+      const c = await startInstance({ READYZ_CACHE_MS: '1000' });
+      let pings = 0;
+      const onQuery = (q: { sql: string }) => {
+        if (q.sql === 'SELECT 1') pings++;
+      };
+      c.db.on('query', onQuery);
+      try {
+        await sleep(1100); // whatever ping start-up caused is out of the cache now
+        pings = 0;
+        const started = Date.now();
+        const burst = await Promise.all(Array.from({ length: 30 }, () => c.request.get('/readyz')));
+        for (let i = 0; i < 10; i++) burst.push(await c.request.get('/readyz'));
+        expect(Date.now() - started, 'the probes ran inside one cache period').to.be.below(900);
+        for (const res of burst) expect(res.body).to.include({ mysql: 'up' });
+        expect(pings).to.equal(1);
+        await sleep(1100);
+        expect((await c.request.get('/readyz')).status).to.equal(200);
+        expect(pings).to.equal(2);
+      } finally {
+        c.db.off('query', onQuery);
         await c.close();
       }
     });
