@@ -9,6 +9,7 @@ import { problemMiddleware } from './errors';
 import type { Logger } from './logger';
 import { metricsMiddleware } from './metrics';
 import { opsRoutes } from './ops/routes';
+import { clientKey } from './rate-limit/client-key';
 import { createLimiter } from './rate-limit/limiter';
 import { requestContext } from './request-context';
 import { lenientPath, ROUTER_OPTIONS } from './routing';
@@ -65,7 +66,8 @@ export function createApp(deps: AppDeps): Koa {
     name: 'reads',
     max: config.rateLimit.readsPerMin,
     durationMs: 60_000,
-    id: (ctx) => ctx.ip || 'unknown',
+    // The same key the stream slots use (src/rate-limit/client-key.ts): IPv6 by network, IPv4 by address.
+    id: (ctx) => clientKey(ctx.ip, config.rateLimit.ipv6Prefix),
     logger,
     onLimited: () => deps.metrics.rateLimited.inc({ limit: 'reads' }),
   });
@@ -114,7 +116,11 @@ export function createApp(deps: AppDeps): Koa {
   for (const prefix of ['/api/v1', '/api']) {
     const api = new Router({ ...ROUTER_OPTIONS, prefix });
     snapshotRoutes(api, { snapshot: deps.snapshot, pollIntervalS: config.pollIntervalS });
-    streamRoutes(api, { hub: deps.hub, retryAfterS: config.retryAfterS });
+    streamRoutes(api, {
+      hub: deps.hub,
+      retryAfterS: config.retryAfterS,
+      clientKey: (ip) => clientKey(ip, config.rateLimit.ipv6Prefix),
+    });
     scoreWriteRoutes(api, {
       loadCaller: deps.loadCaller,
       verifyToken: deps.verifyToken,

@@ -15,6 +15,7 @@ import { spawnServer } from './helpers/process';
 import supertest from 'supertest';
 import { startServer } from '../src/server';
 import { openRawStream } from './helpers/sse';
+import { clientKey } from '../src/rate-limit/client-key';
 
 /**
  * The attack suite: what test/auth.test.ts (alg none, HS/RS confusion, wrong algorithm, tampering, expiry,
@@ -672,6 +673,74 @@ describe('security hardening: limits and cost', function () {
         expect(pings).to.equal(2);
       } finally {
         c.db.off('query', onQuery);
+        await c.close();
+      }
+    });
+  });
+
+  describe('one party, one budget: client keys', () => {
+    it('clientKey groups IPv6 by prefix and IPv4 (also IPv4-mapped) by address', () => {
+      const cases: Array<[string | undefined, number, string]> = [
+        ['203.0.113.7', 64, '203.0.113.7'],
+        ['::ffff:203.0.113.7', 64, '203.0.113.7'],
+        ['::FFFF:203.0.113.7', 64, '203.0.113.7'],
+        ['::ffff:cb00:7107', 64, '203.0.113.7'],
+        ['2001:db8:1:2::1', 64, '2001:db8:1:2:0:0:0:0/64'],
+        ['2001:0db8:0001:0002:ffff:ffff:ffff:ffff', 64, '2001:db8:1:2:0:0:0:0/64'],
+        ['2001:DB8:1:2:3:4:5:6', 64, '2001:db8:1:2:0:0:0:0/64'],
+        ['[2001:db8:1:2::1]', 64, '2001:db8:1:2:0:0:0:0/64'],
+        ['fe80::1%eth0', 64, 'fe80:0:0:0:0:0:0:0/64'],
+        ['2001:db8:1:2::1', 48, '2001:db8:1:0:0:0:0:0/48'],
+        ['2001:db8:1:2f::1', 60, '2001:db8:1:20:0:0:0:0/60'],
+        ['2001:db8:1:2::1', 128, '2001:db8:1:2:0:0:0:1/128'],
+        ['::1', 64, '0:0:0:0:0:0:0:0/64'],
+        ['not an address', 64, 'unknown'],
+        ['', 64, 'unknown'],
+        [undefined, 64, 'unknown'],
+      ];
+      for (const [ip, prefix, key] of cases) expect(clientKey(ip, prefix), `${ip}/${prefix}`).to.equal(key);
+      expect(clientKey('2001:db8:1:2::1', 64)).to.equal(clientKey('2001:db8:1:2:ffff::9', 64));
+      expect(clientKey('2001:db8:1:2::1', 64)).not.to.equal(clientKey('2001:db8:1:3::1', 64));
+      expect(clientKey('203.0.113.7', 64)).not.to.equal(clientKey('203.0.113.8', 64));
+    });
+
+    it('addresses in one /64 share the read budget; another /64 and IPv4 have their own', async () => {
+      const c = await startInstance({ TRUST_PROXY: '1', RATE_LIMIT_READS_PER_MIN: '6' });
+      const read = (ip: string) => c.request.get('/api/v1/scores/top').set('X-Forwarded-For', ip);
+      try {
+        for (let i = 1; i <= 6; i++) expect((await read(`2001:db8:aa:1::${i}`)).status).to.equal(200);
+        expectProblem(await read('2001:db8:aa:1:ffff:ffff:ffff:ffff'), 429);
+        expectProblem(await read('2001:db8:aa:1::77'), 429);
+        expect((await read('2001:db8:aa:2::1')).status).to.equal(200);
+        // IPv4 and its IPv4-mapped spelling are one client.
+        for (let i = 0; i < 3; i++) expect((await read('198.51.100.9')).status).to.equal(200);
+        for (let i = 0; i < 3; i++) expect((await read('::ffff:198.51.100.9')).status).to.equal(200);
+        expectProblem(await read('198.51.100.9'), 429);
+        expect((await read('198.51.100.10')).status).to.equal(200);
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('addresses in one /64 share the stream slots; another /64 does not', async () => {
+      const c = await startInstance({ TRUST_PROXY: '1', RATE_LIMIT_STREAMS_PER_IP: '2' });
+      const open = (ip: string) => openRawStream(`${c.url}/api/v1/scores/stream`, { 'X-Forwarded-For': ip });
+      const streams = [open('2001:db8:bb:1::1'), open('2001:db8:bb:1::2')];
+      try {
+        for (const s of streams) expect((await s.ready).statusCode).to.equal(200);
+        const third = open('2001:db8:bb:1:abcd::3');
+        streams.push(third);
+        expect((await third.ready).statusCode).to.equal(429);
+        const mapped = [open('192.0.2.1'), open('::ffff:192.0.2.1'), open('192.0.2.1')];
+        streams.push(...mapped);
+        const codes = (await Promise.all(mapped.map((s) => s.ready))).map((r) => r.statusCode);
+        expect(codes.sort()).to.deep.equal([200, 200, 429]);
+        const other = open('2001:db8:bb:2::1');
+        streams.push(other);
+        expect((await other.ready).statusCode).to.equal(200);
+        expect(c.services.hub.size()).to.equal(5);
+      } finally {
+        streams.forEach((s) => s.close());
         await c.close();
       }
     });

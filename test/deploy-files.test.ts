@@ -389,6 +389,42 @@ describe('deployment files', () => {
     const location = (match: string) =>
       new RegExp(`location ${match.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\{([^}]*)\\}`).exec(conf)?.[1];
 
+    const zones = (directive: string) =>
+      new Set(
+        [...conf.matchAll(new RegExp(`${directive}\\s+\\$binary_remote_addr\\s+zone=(\\w+):`, 'g'))].map(
+          (m) => m[1],
+        ),
+      );
+    /** The body of the regex location that matches both spellings of `path` (versioned and not). */
+    function regexLocation(path: string): string | undefined {
+      for (const [, pattern, body] of conf.matchAll(/location ~ (\S+) \{([^}]*)\}/g)) {
+        const re = new RegExp(pattern);
+        if (re.test(`/api/v1${path}`) && re.test(`/api${path}`)) return body;
+      }
+      return undefined;
+    }
+
+    it('limits open streams per client address (limit_conn), at most RATE_LIMIT_STREAMS_PER_IP', () => {
+      const body = regexLocation('/scores/stream');
+      expect(body, 'the stream location').to.be.a('string');
+      const m = /limit_conn\s+(\w+)\s+(\d+);/.exec(body!);
+      expect(m, 'limit_conn in the stream location').to.not.equal(null);
+      expect(zones('limit_conn_zone').has(m![1]), `zone ${m![1]} is declared per address`).to.equal(true);
+      const { sse } = loadConfig({ JWT_SECRET: DUMMY_SECRET });
+      expect(Number(m![2])).to.be.within(1, sse.perIp);
+      expect(conf).to.match(/limit_conn_status 429;/);
+    });
+
+    it('limits polls per client address (limit_req) before they reach an instance', () => {
+      const body = regexLocation('/scores/top');
+      expect(body, 'a poll location').to.be.a('string');
+      const m = /limit_req\s+zone=(\w+)/.exec(body!);
+      expect(m, 'limit_req in the poll location').to.not.equal(null);
+      expect(zones('limit_req_zone').has(m![1]), `zone ${m![1]} is declared per address`).to.equal(true);
+      expect(body).to.match(/proxy_pass http:\/\/scoreboard;/);
+      expect(conf).to.match(/limit_req_status 429;/);
+    });
+
     it('does not expose /metrics: nginx answers it itself and never proxies it', () => {
       const metrics = location('= /metrics');
       expect(metrics, 'an exact location for /metrics').to.be.a('string');
