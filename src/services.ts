@@ -50,6 +50,7 @@ export function createServices(
     flagAfterLimited: config.rateLimit.flagAfter,
     logger,
     metrics,
+    queueMax: config.cheatFlagQueueMax,
   });
 
   function observe(requests: DeltaRequest[], outcomes: DeltaOutcome[]): void {
@@ -111,6 +112,7 @@ export function createServices(
       shuttingDown = true;
       hub.close();
       await scores.drain();
+      cheat.stop();
       await snapshot.stop();
       await mirror.stop();
     },

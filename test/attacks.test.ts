@@ -15,6 +15,13 @@ import { spawnServer } from './helpers/process';
 import supertest from 'supertest';
 import { startServer } from '../src/server';
 import { openRawStream } from './helpers/sse';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import type { Counter } from 'prom-client';
+import { createCheatDetector } from '../src/cheat/detector';
+import { createDb } from '../src/db';
+import { createMetrics } from '../src/metrics';
+import { createRedis, markRedisFailure, redisReady } from '../src/redis';
 import { clientKey } from '../src/rate-limit/client-key';
 
 /**
@@ -499,6 +506,11 @@ describe('attack suite', function () {
 describe('security hardening: limits and cost', function () {
   this.timeout(60_000);
   let db: Knex;
+  const post = (c: Instance, token: string, body: unknown) =>
+    c.request
+      .post(PATH)
+      .set('Authorization', `Bearer ${token}`)
+      .send(body as object);
   before(() => {
     db = testDb();
   });
@@ -741,6 +753,119 @@ describe('security hardening: limits and cost', function () {
         expect(c.services.hub.size()).to.equal(5);
       } finally {
         streams.forEach((s) => s.close());
+        await c.close();
+      }
+    });
+  });
+
+  describe('one component failing never degrades another', () => {
+    /** A counter's value, summed over the labels given (all when none). */
+    async function counter(c: Counter, labels: Record<string, string> = {}): Promise<number> {
+      const { values } = await c.get();
+      return values
+        .filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k as keyof typeof v.labels] === l))
+        .reduce((sum, v) => sum + v.value, 0);
+    }
+
+    it('a flag MySQL refuses (user never provisioned) keeps Redis in use and is saved once the user exists', async () => {
+      const c = await startInstance({ RATE_LIMIT_WRITES_PER_MIN: '1', RATE_LIMIT_FLAG_AFTER: '1' });
+      try {
+        await eventually(() => c.services.mirror.isReady());
+        const u = uniqueUser('ghost');
+        const redisErrors = await counter(c.services.metrics.redisErrors);
+        // A malformed first write uses the budget without provisioning the user; the next one is limited,
+        // which raises a flag for a user MySQL does not know yet.
+        expect((await post(c, tokenFor(u), { scoreIncrement: 'lots' })).status).to.equal(400);
+        expect(await mysqlUser(db, u)).to.equal(undefined);
+        expectProblem(await post(c, tokenFor(u), { scoreIncrement: 1 }), 429);
+        const failures = c.services.metrics.cheatFlagSaveFailures;
+        await eventually(async () => (await counter(failures, { cause: 'unknown_user' })) >= 1);
+        expect(redisReady(c.redis), 'a MySQL error does not mark Redis as failing').to.equal(true);
+        expect(await counter(c.services.metrics.redisErrors)).to.equal(redisErrors);
+        expect(c.services.cheat.pending()).to.equal(1);
+        // The user's row appears (any authenticated request provisions it); the queued flag is then saved.
+        await c.request.get('/api/v1/admin/flags').set('Authorization', `Bearer ${tokenFor(u)}`);
+        expect(await mysqlUser(db, u)).to.not.equal(undefined);
+        await eventually(async () => (await c.services.cheat.list()).some((f) => f.userId === u), 5000, 100);
+        expect((await c.services.cheat.list()).find((f) => f.userId === u)).to.include({
+          reason: 'rate_limited',
+        });
+        expect(c.services.cheat.pending()).to.equal(0);
+        expect(await counter(c.services.metrics.cheatFlagsLost)).to.equal(0);
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('a flag that can never be saved is retried a bounded number of times, then logged at error and counted', async () => {
+      const config = testConfig();
+      const lines: Array<Record<string, unknown>> = [];
+      const logger = pino(
+        { level: 'warn' },
+        new Writable({
+          write(chunk, _enc, done) {
+            lines.push(JSON.parse(String(chunk)));
+            done();
+          },
+        }),
+      );
+      const sbDb = createDb(config);
+      const redis = createRedis(config);
+      const metrics = createMetrics();
+      const detector = createCheatDetector({
+        db: sbDb,
+        redis,
+        prefix: `${config.redisPrefix}cheat-unit:`,
+        pointsPerMinute: 10,
+        flagAfterLimited: 1,
+        logger,
+        metrics,
+        queueMax: 2,
+        maxAttempts: 3,
+        retryBaseMs: 20,
+      });
+      try {
+        await eventually(() => redisReady(redis));
+        const ghosts = [uniqueUser('never'), uniqueUser('never'), uniqueUser('never')];
+        for (const g of ghosts) await detector.recordPoints([{ userId: g, delta: 11 }]);
+        // Three flags, room for two: the oldest is given up at once, the others after three attempts.
+        await eventually(async () => (await counter(metrics.cheatFlagsLost)) === 3, 5000);
+        expect(await counter(metrics.cheatFlagsLost, { cause: 'queue_full' })).to.equal(1);
+        expect(await counter(metrics.cheatFlagsLost, { cause: 'unknown_user' })).to.equal(2);
+        expect(detector.pending()).to.equal(0);
+        const errors = lines.filter((l) => l.level === 50 && l.msg === 'cheat flag could not be saved');
+        expect(errors.map((l) => l.userId)).to.have.members(ghosts);
+        expect(redisReady(redis)).to.equal(true);
+        expect(await counter(metrics.redisErrors)).to.equal(0);
+      } finally {
+        detector.stop();
+        redis.disconnect();
+        await sbDb.destroy();
+      }
+    });
+
+    it('while Redis blips the write limit goes on from the counts Redis had, not from a fresh bucket', async () => {
+      const c = await startInstance({ RATE_LIMIT_WRITES_PER_MIN: '3' });
+      try {
+        await eventually(() => redisReady(c.redis));
+        const over = uniqueUser('over');
+        const under = uniqueUser('under');
+        for (let i = 0; i < 3; i++)
+          expect((await post(c, tokenFor(over), { scoreIncrement: 1 })).status).to.equal(201);
+        expectProblem(await post(c, tokenFor(over), { scoreIncrement: 1 }), 429);
+        expect((await post(c, tokenFor(under), { scoreIncrement: 1 })).status).to.equal(201);
+        // Redis "fails" before each request: the limiter must decide from memory.
+        const blip = async (u: string) => {
+          markRedisFailure(c.redis);
+          return (await post(c, tokenFor(u), { scoreIncrement: 1 })).status;
+        };
+        expect(await blip(over), 'over the limit in Redis, still over it in memory').to.equal(429);
+        expect(await blip(under)).to.equal(201);
+        expect(await blip(under)).to.equal(201);
+        expect(await blip(under), 'the budget Redis had left, no more').to.equal(429);
+        expect(await mysqlScore(db, over)).to.equal('3');
+        expect(await mysqlScore(db, under)).to.equal('3');
+      } finally {
         await c.close();
       }
     });
