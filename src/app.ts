@@ -132,6 +132,8 @@ export function createApp(deps: AppDeps): Koa {
     scoreReadRoutes(api, {
       db: deps.db,
       mirror: deps.mirror,
+      fallback: deps.standingFallback,
+      retryAfterS: config.retryAfterS,
       loadCaller: deps.loadCaller,
       verifyToken: deps.verifyToken,
     });

@@ -9,6 +9,7 @@ import type { Knex } from 'knex';
 import { adminToken, addPoints, addToTop, TEST_ADMIN } from './helpers/api';
 import { expectProblem, insertUser, mysqlEvents, mysqlScore, mysqlUser } from './helpers/assertions';
 import { deleteRunKeys, resetTables, testDb } from './helpers/database';
+import { waitForMirror } from './helpers/mirror';
 import { TEST_SECRET, testConfig, tokenFor, uniqueUser } from './helpers/env';
 import { eventually, startInstance, type Instance } from './helpers/instance';
 import { spawnServer } from './helpers/process';
@@ -866,6 +867,121 @@ describe('security hardening: limits and cost', function () {
         expect(await mysqlScore(db, over)).to.equal('3');
         expect(await mysqlScore(db, under)).to.equal('3');
       } finally {
+        await c.close();
+      }
+    });
+  });
+
+  describe('public reads and MySQL', () => {
+    const FALLBACK_SQL = /FROM users u JOIN scores s|COUNT\(\*\) AS above/;
+    /** Watches the fallback's statements on a knex instance: how many ran, and the most at once. */
+    function watchFallbackQueries(target: Knex) {
+      const open = new Set<string>();
+      const stats = { total: 0, maxInFlight: 0 };
+      const onQuery = (q: { sql: string; __knexQueryUid: string }) => {
+        if (!FALLBACK_SQL.test(q.sql)) return;
+        stats.total++;
+        open.add(q.__knexQueryUid);
+        stats.maxInFlight = Math.max(stats.maxInFlight, open.size);
+      };
+      const onDone = (_r: unknown, q: { __knexQueryUid: string }) => open.delete(q.__knexQueryUid);
+      target
+        .on('query', onQuery)
+        .on('query-response', onDone)
+        .on('query-error', (_e, q) => onDone(_e, q));
+      return {
+        stats,
+        stop: () => {
+          target.off('query', onQuery);
+          target.off('query-response', onDone);
+        },
+      };
+    }
+
+    /** The oracle: a user's standing from every active score, computed here. */
+    async function standingOf(userId: string) {
+      const [rows] = await db.raw(
+        `SELECT s.user_id, s.score, u.display_name FROM scores s JOIN users u ON u.id = s.user_id WHERE u.status = 'active'`,
+      );
+      const all = rows as Array<{ user_id: string; score: number; display_name: string }>;
+      const me = all.find((r) => r.user_id === userId)!;
+      const above = all.filter((r) => Number(r.score) > Number(me.score)).length;
+      return { userId, displayName: me.display_name, score: Number(me.score), rank: above + 1 };
+    }
+
+    it('with Redis down, concurrent public user reads run at most DB_FALLBACK_CONCURRENCY MySQL queries at once', async () => {
+      const c = await startInstance({
+        REDIS_URL: 'redis://127.0.0.1:1/0', // nothing listens there: the mirror is never ready
+        DB_FALLBACK_CONCURRENCY: '2',
+        DB_FALLBACK_CACHE_MS: '10000',
+      });
+      const watch = watchFallbackQueries(c.db);
+      try {
+        expect(c.services.mirror.isReady()).to.equal(false);
+        const users = Array.from({ length: 20 }, () => uniqueUser('fallback'));
+        for (const [i, u] of users.entries()) await addPoints(c, u, 1 + i);
+        watch.stats.total = 0;
+        const responses = await Promise.all(
+          [...users, ...users].map((u) => c.request.get(`/api/v1/scores/users/${u}`)),
+        );
+        expect(watch.stats.maxInFlight, 'fallback statements in flight at once').to.be.within(1, 2);
+        const ok = responses.filter((r) => r.status === 200);
+        const busy = responses.filter((r) => r.status === 503);
+        expect(ok.length + busy.length).to.equal(responses.length);
+        expect(busy.length, 'some reads were refused rather than queued').to.be.greaterThan(0);
+        for (const r of busy) {
+          expectProblem(r, 503);
+          expect(r.headers['retry-after']).to.match(/^\d+$/);
+        }
+        for (const r of ok) expect(r.body).to.deep.equal(await standingOf(r.body.userId));
+        // Sequentially every user is answered, and the cached ones cost nothing.
+        const before = watch.stats.total;
+        const answered = new Set(ok.map((r) => r.body.userId as string));
+        for (const u of users) {
+          const r = await c.request.get(`/api/v1/scores/users/${u}`);
+          expect(r.status, u).to.equal(200);
+          expect(r.body).to.deep.equal(await standingOf(u));
+        }
+        const missing = users.filter((u) => !answered.has(u)).length;
+        expect(watch.stats.total - before, 'only users not cached yet were queried').to.equal(missing * 2);
+        // Unknown users are answered 404 and cached too.
+        const ghost = uniqueUser('ghost');
+        expectProblem(await c.request.get(`/api/v1/scores/users/${ghost}`), 404);
+        const afterGhost = watch.stats.total;
+        expectProblem(await c.request.get(`/api/v1/scores/users/${ghost}`), 404);
+        expect(watch.stats.total).to.equal(afterGhost);
+      } finally {
+        watch.stop();
+        await c.close();
+      }
+    });
+
+    it('with the mirror ready, any user read is answered from Redis: unknown and never-scored users are 404 without MySQL', async () => {
+      const c = await startInstance();
+      const watch = watchFallbackQueries(c.db);
+      try {
+        const scorer = uniqueUser('scorer');
+        await addPoints(c, scorer, 5);
+        const idle = uniqueUser('idle'); // provisioned (a row in users) but never scored
+        await c.request.get('/api/v1/admin/flags').set('Authorization', `Bearer ${tokenFor(idle)}`);
+        expect(await mysqlUser(db, idle)).to.not.equal(undefined);
+        await eventually(() => c.services.mirror.isReady());
+        await waitForMirror(db, c.redis, c.config.redisPrefix);
+        watch.stats.total = 0;
+        const reads = await Promise.all(
+          Array.from({ length: 50 }, (_, i) =>
+            c.request.get(
+              `/api/v1/scores/users/${i % 3 === 0 ? scorer : i % 3 === 1 ? idle : uniqueUser('nobody')}`,
+            ),
+          ),
+        );
+        for (const [i, r] of reads.entries()) {
+          if (i % 3 === 0) expect(r.body).to.deep.equal(await standingOf(scorer));
+          else expectProblem(r, 404);
+        }
+        expect(watch.stats.total, 'MySQL statements for public user reads').to.equal(0);
+      } finally {
+        watch.stop();
         await c.close();
       }
     });
