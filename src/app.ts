@@ -10,8 +10,10 @@ import type { Logger } from './logger';
 import { metricsMiddleware } from './metrics';
 import { opsRoutes } from './ops/routes';
 import { redisKeys } from './leaderboard/ranking';
+import { clientKey } from './rate-limit/client-key';
 import { createLimiter } from './rate-limit/limiter';
 import { requestContext } from './request-context';
+import { lenientPath, ROUTER_OPTIONS } from './routing';
 import { scoreReadRoutes } from './scores/read-routes';
 import { scoreWriteRoutes } from './scores/routes';
 import { securityHeaders } from './security-headers';
@@ -65,7 +67,8 @@ export function createApp(deps: AppDeps): Koa {
     name: 'reads',
     max: config.rateLimit.readsPerMin,
     durationMs: 60_000,
-    id: (ctx) => ctx.ip || 'unknown',
+    // The same key the stream slots use (src/rate-limit/client-key.ts): IPv6 by network, IPv4 by address.
+    id: (ctx) => clientKey(ctx.ip, config.rateLimit.ipv6Prefix),
     logger,
     onLimited: () => deps.metrics.rateLimited.inc({ limit: 'reads' }),
   });
@@ -89,26 +92,36 @@ export function createApp(deps: AppDeps): Koa {
   const ops = opsRoutes({
     db: deps.db,
     redis: deps.redis,
-    metrics: deps.metrics,
     isShuttingDown: deps.isShuttingDown,
     timeoutMs: config.databaseTimeoutMs,
-    collect: deps.collect,
+    readyzCacheMs: config.readyzCacheMs,
+    // With METRICS_PORT, src/server.ts serves /metrics on that port and the main port does not know it.
+    metrics:
+      config.metricsPort === undefined
+        ? { metrics: deps.metrics, collect: deps.collect, token: config.metricsToken }
+        : undefined,
   });
   app.use(ops.routes()).use(ops.allowedMethods({ throw: true }));
-  const web = new Router(); // the live page, its assets, /openapi.json and /docs
+  const web = new Router(ROUTER_OPTIONS); // the live page, its assets, /openapi.json and /docs
   webRoutes(web, { config });
   app.use(web.routes()).use(web.allowedMethods({ throw: true }));
+  // Every GET/HEAD that any spelling would put under /api is counted, the 404s of non-canonical spellings too,
+  // so no spelling gets a budget of its own (the routers below only route the canonical one).
   app.use((ctx, next) =>
-    (ctx.method === 'GET' || ctx.method === 'HEAD') && ctx.path.startsWith('/api')
+    (ctx.method === 'GET' || ctx.method === 'HEAD') && lenientPath(ctx.path).startsWith('/api')
       ? readLimit(ctx, next)
       : next(),
   );
 
   // The unversioned /api is the current version, as the original specification wrote it.
   for (const prefix of ['/api/v1', '/api']) {
-    const api = new Router({ prefix });
+    const api = new Router({ ...ROUTER_OPTIONS, prefix });
     snapshotRoutes(api, { snapshot: deps.snapshot, pollIntervalS: config.pollIntervalS });
-    streamRoutes(api, { hub: deps.hub, retryAfterS: config.retryAfterS });
+    streamRoutes(api, {
+      hub: deps.hub,
+      retryAfterS: config.retryAfterS,
+      clientKey: (ip) => clientKey(ip, config.rateLimit.ipv6Prefix),
+    });
     scoreWriteRoutes(api, {
       loadCaller: deps.loadCaller,
       verifyToken: deps.verifyToken,
@@ -121,6 +134,8 @@ export function createApp(deps: AppDeps): Koa {
     scoreReadRoutes(api, {
       db: deps.db,
       mirror: deps.mirror,
+      fallback: deps.standingFallback,
+      retryAfterS: config.retryAfterS,
       loadCaller: deps.loadCaller,
       verifyToken: deps.verifyToken,
     });

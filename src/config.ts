@@ -42,7 +42,23 @@ export interface Config {
   writeBatching: { maxBatch: number; maxWaitMs: number; concurrency: number; maxQueued: number };
   maxConnections?: number;
   sse: { heartbeatMs: number; maxBufferBytes: number; maxClients: number; retryMs: number; perIp: number };
-  rateLimit: { writesPerMin: number; readsPerMin: number; streamsPerIp: number; flagAfter: number };
+  rateLimit: {
+    writesPerMin: number;
+    readsPerMin: number;
+    streamsPerIp: number;
+    flagAfter: number;
+    /** IPv6 clients are grouped by this prefix length for read and stream limits (IPv4: by address). */
+    ipv6Prefix: number;
+  };
+  /** Public reads the Redis mirror cannot answer: at most this many MySQL queries at once, answers cached. */
+  dbFallback: { concurrency: number; cacheMs: number };
+  /** Bearer token /metrics asks for; unset: /metrics is open (keep it off the public network then). */
+  metricsToken?: string;
+  /** Serve /metrics on a port of its own (and not on the main port); unset: on the main port. */
+  metricsPort?: number;
+  readyzCacheMs: number;
+  /** Cheat flags MySQL could not save yet, kept for retries. */
+  cheatFlagQueueMax: number;
   suspiciousPointsPerMin: number;
   trustProxyHops: number;
   requestTimeoutMs: number;
@@ -121,6 +137,21 @@ const schema = Joi.object({
   RATE_LIMIT_READS_PER_MIN: Joi.number().integer().min(1).default(600),
   RATE_LIMIT_STREAMS_PER_IP: Joi.number().integer().min(1).default(20),
   RATE_LIMIT_FLAG_AFTER: Joi.number().integer().min(1).default(5),
+  // Read and stream limits key IPv6 clients by their /64 (what one subscriber is usually given), so one party
+  // cannot take a fresh budget per address; IPv4 and IPv4-mapped IPv6 are keyed by the address.
+  RATE_LIMIT_IPV6_PREFIX: Joi.number().integer().min(8).max(128).default(64),
+  // The public user read falls back to MySQL only when the Redis mirror cannot answer (not ready, Redis down):
+  // at most DB_FALLBACK_CONCURRENCY such reads at once (503 past it), each answer reused for DB_FALLBACK_CACHE_MS.
+  DB_FALLBACK_CONCURRENCY: Joi.number().integer().min(1).max(64).default(4),
+  DB_FALLBACK_CACHE_MS: Joi.number().integer().min(0).max(60_000).default(1000),
+  // When set, /metrics answers only "Authorization: Bearer <METRICS_TOKEN>" (compared in constant time).
+  METRICS_TOKEN: Joi.string().min(16).max(512),
+  // When set, /metrics is served on this port only (an operator network), not on PORT.
+  METRICS_PORT: Joi.number().integer().min(1).max(65535),
+  // /readyz pings MySQL at most once per READYZ_CACHE_MS, whatever the number of probes (0: every probe).
+  READYZ_CACHE_MS: Joi.number().integer().min(0).max(60_000).default(1000),
+  // Cheat flags waiting for MySQL (it was down when they were raised); past this the oldest is dropped, loudly.
+  CHEAT_FLAG_QUEUE_MAX: Joi.number().integer().min(1).max(100_000).default(1000),
   SUSPICIOUS_POINTS_PER_MIN: Joi.number().integer().min(1).default(5000),
   TRUST_PROXY: Joi.alternatives(Joi.number().integer().min(0).max(10), Joi.boolean()).default(0),
   REQUEST_TIMEOUT_MS: Joi.number().integer().min(1000).default(10_000),
@@ -231,7 +262,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       readsPerMin: v.RATE_LIMIT_READS_PER_MIN,
       streamsPerIp: v.RATE_LIMIT_STREAMS_PER_IP,
       flagAfter: v.RATE_LIMIT_FLAG_AFTER,
+      ipv6Prefix: v.RATE_LIMIT_IPV6_PREFIX,
     },
+    dbFallback: { concurrency: v.DB_FALLBACK_CONCURRENCY, cacheMs: v.DB_FALLBACK_CACHE_MS },
+    metricsToken: v.METRICS_TOKEN,
+    metricsPort: v.METRICS_PORT,
+    readyzCacheMs: v.READYZ_CACHE_MS,
+    cheatFlagQueueMax: v.CHEAT_FLAG_QUEUE_MAX,
     suspiciousPointsPerMin: v.SUSPICIOUS_POINTS_PER_MIN,
     // true means one proxy hop; a number says how many proxies append to X-Forwarded-For.
     trustProxyHops: v.TRUST_PROXY === true ? 1 : v.TRUST_PROXY === false ? 0 : v.TRUST_PROXY,

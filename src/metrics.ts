@@ -60,6 +60,18 @@ export function createMetrics() {
       labelNames: ['limit'] as const,
       registers: [registry],
     }),
+    cheatFlagSaveFailures: new Counter({
+      name: 'cheat_flag_save_failures_total',
+      help: 'Attempts to store a cheat flag in MySQL that failed (unknown_user: no users row yet; mysql: other)',
+      labelNames: ['cause'] as const,
+      registers: [registry],
+    }),
+    cheatFlagsLost: new Counter({
+      name: 'cheat_flags_lost_total',
+      help: 'Cheat flags given up after every retry, by reason and cause (each also logged at error)',
+      labelNames: ['reason', 'cause'] as const,
+      registers: [registry],
+    }),
     cheatFlags: new Counter({
       name: 'cheat_flags_total',
       help: 'Cheat signals raised, by reason',

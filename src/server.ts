@@ -7,6 +7,7 @@ import { createApp } from './app';
 import { loadConfigOrExit, type Config } from './config';
 import { createDb } from './db';
 import { createLogger } from './logger';
+import { createMetricsApp } from './ops/routes';
 import { createRedis } from './redis';
 import { createServices, type ServiceHooks } from './services';
 
@@ -44,6 +45,25 @@ export async function startServer(config: Config, hooks: ServiceHooks = {}) {
     server.once('error', reject);
     server.listen(config.port, config.host, resolve);
   });
+  // Metrics on a port of their own, for an operator network that the public never reaches.
+  const metricsServer =
+    config.metricsPort === undefined
+      ? undefined
+      : http.createServer(
+          createMetricsApp({
+            metrics: services.metrics,
+            collect: services.collect,
+            token: config.metricsToken,
+            logger,
+            retryAfterS: config.retryAfterS,
+          }).callback(),
+        );
+  if (metricsServer) {
+    await new Promise<void>((resolve, reject) => {
+      metricsServer.once('error', reject);
+      metricsServer.listen(config.metricsPort, config.host, resolve);
+    });
+  }
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info(
@@ -63,6 +83,8 @@ export async function startServer(config: Config, hooks: ServiceHooks = {}) {
       if (config.shutdownDelayMs > 0) await new Promise((r) => setTimeout(r, config.shutdownDelayMs));
       const closed = new Promise<void>((r) => server.close(() => r()));
       server.closeIdleConnections();
+      metricsServer?.close();
+      metricsServer?.closeAllConnections();
       await services.stop();
       await closed;
       redis.disconnect();
@@ -72,7 +94,7 @@ export async function startServer(config: Config, hooks: ServiceHooks = {}) {
     })();
     return closing;
   }
-  return { server, port, close, logger };
+  return { server, port, metricsServer, close, logger };
 }
 
 export type ServerInstance = Awaited<ReturnType<typeof startServer>>;

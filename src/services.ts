@@ -6,7 +6,8 @@ import type { Config } from './config';
 import type { Db } from './db';
 import type { Logger } from './logger';
 import { createMetrics } from './metrics';
-import { createMirror } from './scores/mirror';
+import { createDbFallback } from './scores/db-fallback';
+import { createMirror, type Standing } from './scores/mirror';
 import { createScoreService } from './scores/service';
 import type { DeltaOutcome, DeltaRequest } from './scores/store';
 import { createSnapshotEngine } from './snapshot/engine';
@@ -32,6 +33,8 @@ export function createServices(
     syncIntervalMs: config.mirrorSyncIntervalMs,
     syncWindowMs: config.mirrorSyncWindowMs,
   });
+  // The one gate public reads pass through to reach MySQL (DB_FALLBACK_CONCURRENCY, DB_FALLBACK_CACHE_MS).
+  const standingFallback = createDbFallback<Standing | undefined>(config.dbFallback);
   const snapshot = createSnapshotEngine({
     db,
     redis,
@@ -50,6 +53,7 @@ export function createServices(
     flagAfterLimited: config.rateLimit.flagAfter,
     logger,
     metrics,
+    queueMax: config.cheatFlagQueueMax,
   });
 
   function observe(requests: DeltaRequest[], outcomes: DeltaOutcome[]): void {
@@ -86,6 +90,7 @@ export function createServices(
   return {
     metrics,
     mirror,
+    standingFallback,
     snapshot,
     scores,
     hub,
@@ -111,6 +116,7 @@ export function createServices(
       shuttingDown = true;
       hub.close();
       await scores.drain();
+      cheat.stop();
       await snapshot.stop();
       await mirror.stop();
     },

@@ -19,10 +19,21 @@ import {
   mysqlUser,
 } from './helpers/assertions';
 import { isolatedStore, testDb, withScratchDatabase } from './helpers/database';
-import { TEST_SECRET, tokenFor, uniqueUser } from './helpers/env';
+import { waitForMirror } from './helpers/mirror';
+import { TEST_SECRET, testConfig, tokenFor, uniqueUser } from './helpers/env';
 import { eventually, startInstance, type Instance } from './helpers/instance';
 import { spawnServer } from './helpers/process';
+import supertest from 'supertest';
+import { startServer } from '../src/server';
 import { openRawStream } from './helpers/sse';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import type { Counter } from 'prom-client';
+import { createCheatDetector } from '../src/cheat/detector';
+import { createDb } from '../src/db';
+import { createMetrics } from '../src/metrics';
+import { createRedis, markRedisFailure, redisReady } from '../src/redis';
+import { clientKey } from '../src/rate-limit/client-key';
 
 /**
  * The attack suite: what test/auth.test.ts (alg none, HS/RS confusion, wrong algorithm, tampering, expiry,
@@ -808,3 +819,487 @@ function runNode(
     child.on('exit', (status) => resolve({ status, stdout }));
   });
 }
+
+describe('security hardening: limits and cost', function () {
+  this.timeout(60_000);
+  let db: Knex;
+  const post = (c: Instance, token: string, body: unknown) =>
+    c.request
+      .post(PATH)
+      .set('Authorization', `Bearer ${token}`)
+      .send(body as object);
+  before(() => {
+    db = testDb();
+  });
+  after(async () => {
+    await db.destroy();
+  });
+
+  describe('one spelling per route', () => {
+    // Every way a lenient router or proxy might read a canonical path. Each one must be 404 (not routed) and
+    // still draw on the same read budget as the canonical path when it is under /api.
+    const respell = (path: string): string[] => {
+      const [, first, ...rest] = path.split('/');
+      const last = path.slice(path.lastIndexOf('/') + 1);
+      const encoded = `%${last.charCodeAt(0).toString(16)}${last.slice(1)}`;
+      return [
+        path.toUpperCase(),
+        `/${first.toUpperCase()}/${rest.join('/')}`,
+        path.replace('/v1/', '/V1/'),
+        `${path}/`,
+        `/${path}`,
+        path.replace(/\/([^/]*)$/, '//$1'),
+        `${path.slice(0, path.lastIndexOf('/') + 1)}${encoded}`,
+      ].filter((p) => p !== path);
+    };
+    const reads = [
+      '/api/v1/scores/top',
+      '/api/scores/top',
+      '/api/v1/scores/stream',
+      '/api/scores/stream',
+      '/api/v1/scores/users/someone',
+      '/api/v1/scores/users/someone/events',
+      '/api/v1/admin/flags',
+    ];
+    const others = ['/healthz', '/readyz', '/metrics', '/docs', '/openapi.json'];
+
+    it('answers every non-canonical spelling of a read, stream, admin, ops or web route 404', async () => {
+      const c = await startInstance();
+      try {
+        for (const path of [...reads, ...others]) {
+          for (const spelling of respell(path)) {
+            const res = await c.request.get(spelling).timeout(3000);
+            expect(res.status, `GET ${spelling}`).to.equal(404);
+          }
+        }
+        // The canonical paths themselves still answer (streams are not opened here).
+        for (const path of ['/api/v1/scores/top', '/api/scores/top', ...others])
+          expect((await c.request.get(path)).status, path).to.equal(200);
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('routes no spelling of a write but the canonical one, and writes nothing for them', async () => {
+      const c = await startInstance();
+      try {
+        const u = uniqueUser('spell');
+        for (const path of ['/api/v1/scores/update', '/api/scores/update']) {
+          for (const spelling of respell(path)) {
+            const res = await c.request
+              .post(spelling)
+              .set('Authorization', `Bearer ${tokenFor(u)}`)
+              .send({ scoreIncrement: 1 });
+            expect(res.status, `POST ${spelling}`).to.equal(404);
+          }
+        }
+        for (const spelling of respell(`/api/v1/users/${u}`)) {
+          const res = await c.request
+            .patch(spelling)
+            .set('Authorization', `Bearer ${adminToken()}`)
+            .send({ status: 'banned' });
+          expect(res.status, `PATCH ${spelling}`).to.equal(404);
+        }
+        expect(await mysqlScore(db, u)).to.equal(undefined);
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('counts every spelling under /api against the one read budget of the address', async () => {
+      const limit = 40;
+      const c = await startInstance({ RATE_LIMIT_READS_PER_MIN: String(limit) });
+      try {
+        const spellings = [
+          '/api/v1/scores/top',
+          ...respell('/api/v1/scores/top'),
+          ...respell('/api/scores/top'),
+        ];
+        let expected = limit;
+        for (let i = 0; i < limit; i++) {
+          const path = spellings[i % spellings.length];
+          const res = await c.request.get(path);
+          expected--;
+          expect(res.status, path).to.equal(path === '/api/v1/scores/top' ? 200 : 404);
+          expect(res.headers['ratelimit-remaining'], path).to.equal(String(expected));
+        }
+        for (const path of spellings) expectProblem(await c.request.get(path), 429);
+      } finally {
+        await c.close();
+      }
+    });
+  });
+
+  describe('operator endpoints', () => {
+    const METRICS_TOKEN = 'metrics-token-for-the-test-0123456789';
+
+    it('with METRICS_TOKEN, /metrics answers only its bearer token (401 problem otherwise)', async () => {
+      const c = await startInstance({ METRICS_TOKEN });
+      try {
+        const attempts: Array<[string, string | undefined]> = [
+          ['no header', undefined],
+          ['wrong token, same length', `Bearer ${METRICS_TOKEN.replace(/.$/, 'x')}`],
+          ['wrong token, shorter', 'Bearer metrics'],
+          ['a prefix of it', `Bearer ${METRICS_TOKEN.slice(0, -1)}`],
+          ['right token, wrong scheme', `Basic ${METRICS_TOKEN}`],
+          ['right token with more', `Bearer ${METRICS_TOKEN}x`],
+          ['a JWT of a real admin', `Bearer ${adminToken()}`],
+        ];
+        for (const [label, header] of attempts) {
+          const req = c.request.get('/metrics');
+          const res = await (header ? req.set('Authorization', header) : req);
+          expectProblem(res, 401);
+          expect(res.headers['www-authenticate'], label).to.match(/^Bearer/);
+          expect(res.text, label).to.not.match(/http_request_duration_seconds/);
+        }
+        const ok = await c.request.get('/metrics').set('Authorization', `Bearer ${METRICS_TOKEN}`);
+        expect(ok.status).to.equal(200);
+        expect(ok.text).to.match(/# TYPE http_request_duration_seconds histogram/);
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('with METRICS_PORT, /metrics is served on that port only', async () => {
+      const probe = net.createServer();
+      await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+      const metricsPort = (probe.address() as AddressInfo).port;
+      await new Promise<void>((r) => probe.close(() => r()));
+      const s = await startServer(testConfig({ METRICS_PORT: String(metricsPort), METRICS_TOKEN }));
+      try {
+        const main = supertest(`http://127.0.0.1:${s.port}`);
+        const ops = supertest(`http://127.0.0.1:${metricsPort}`);
+        expectProblem(await main.get('/metrics').set('Authorization', `Bearer ${METRICS_TOKEN}`), 404);
+        expect((await main.get('/healthz')).status).to.equal(200);
+        expectProblem(await ops.get('/metrics'), 401);
+        const ok = await ops.get('/metrics').set('Authorization', `Bearer ${METRICS_TOKEN}`);
+        expect(ok.status).to.equal(200);
+        expect(ok.text).to.match(/http_request_duration_seconds/);
+        expectProblem(await ops.get('/api/v1/scores/top'), 404);
+      } finally {
+        await s.close();
+      }
+    });
+
+    it('many /readyz probes within READYZ_CACHE_MS cost one MySQL ping', async () => {
+      const c = await startInstance({ READYZ_CACHE_MS: '1000' });
+      let pings = 0;
+      const onQuery = (q: { sql: string }) => {
+        if (q.sql === 'SELECT 1') pings++;
+      };
+      c.db.on('query', onQuery);
+      try {
+        await sleep(1100); // whatever ping start-up caused is out of the cache now
+        pings = 0;
+        const started = Date.now();
+        const burst = await Promise.all(Array.from({ length: 30 }, () => c.request.get('/readyz')));
+        for (let i = 0; i < 10; i++) burst.push(await c.request.get('/readyz'));
+        expect(Date.now() - started, 'the probes ran inside one cache period').to.be.below(900);
+        for (const res of burst) expect(res.body).to.include({ mysql: 'up' });
+        expect(pings).to.equal(1);
+        await sleep(1100);
+        expect((await c.request.get('/readyz')).status).to.equal(200);
+        expect(pings).to.equal(2);
+      } finally {
+        c.db.off('query', onQuery);
+        await c.close();
+      }
+    });
+  });
+
+  describe('one party, one budget: client keys', () => {
+    it('clientKey groups IPv6 by prefix and IPv4 (also IPv4-mapped) by address', () => {
+      const cases: Array<[string | undefined, number, string]> = [
+        ['203.0.113.7', 64, '203.0.113.7'],
+        ['::ffff:203.0.113.7', 64, '203.0.113.7'],
+        ['::FFFF:203.0.113.7', 64, '203.0.113.7'],
+        ['::ffff:cb00:7107', 64, '203.0.113.7'],
+        ['2001:db8:1:2::1', 64, '2001:db8:1:2:0:0:0:0/64'],
+        ['2001:0db8:0001:0002:ffff:ffff:ffff:ffff', 64, '2001:db8:1:2:0:0:0:0/64'],
+        ['2001:DB8:1:2:3:4:5:6', 64, '2001:db8:1:2:0:0:0:0/64'],
+        ['[2001:db8:1:2::1]', 64, '2001:db8:1:2:0:0:0:0/64'],
+        ['fe80::1%eth0', 64, 'fe80:0:0:0:0:0:0:0/64'],
+        ['2001:db8:1:2::1', 48, '2001:db8:1:0:0:0:0:0/48'],
+        ['2001:db8:1:2f::1', 60, '2001:db8:1:20:0:0:0:0/60'],
+        ['2001:db8:1:2::1', 128, '2001:db8:1:2:0:0:0:1/128'],
+        ['::1', 64, '0:0:0:0:0:0:0:0/64'],
+        ['not an address', 64, 'unknown'],
+        ['', 64, 'unknown'],
+        [undefined, 64, 'unknown'],
+      ];
+      for (const [ip, prefix, key] of cases) expect(clientKey(ip, prefix), `${ip}/${prefix}`).to.equal(key);
+      expect(clientKey('2001:db8:1:2::1', 64)).to.equal(clientKey('2001:db8:1:2:ffff::9', 64));
+      expect(clientKey('2001:db8:1:2::1', 64)).not.to.equal(clientKey('2001:db8:1:3::1', 64));
+      expect(clientKey('203.0.113.7', 64)).not.to.equal(clientKey('203.0.113.8', 64));
+    });
+
+    it('addresses in one /64 share the read budget; another /64 and IPv4 have their own', async () => {
+      const c = await startInstance({ TRUST_PROXY: '1', RATE_LIMIT_READS_PER_MIN: '6' });
+      const read = (ip: string) => c.request.get('/api/v1/scores/top').set('X-Forwarded-For', ip);
+      try {
+        for (let i = 1; i <= 6; i++) expect((await read(`2001:db8:aa:1::${i}`)).status).to.equal(200);
+        expectProblem(await read('2001:db8:aa:1:ffff:ffff:ffff:ffff'), 429);
+        expectProblem(await read('2001:db8:aa:1::77'), 429);
+        expect((await read('2001:db8:aa:2::1')).status).to.equal(200);
+        // IPv4 and its IPv4-mapped spelling are one client.
+        for (let i = 0; i < 3; i++) expect((await read('198.51.100.9')).status).to.equal(200);
+        for (let i = 0; i < 3; i++) expect((await read('::ffff:198.51.100.9')).status).to.equal(200);
+        expectProblem(await read('198.51.100.9'), 429);
+        expect((await read('198.51.100.10')).status).to.equal(200);
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('addresses in one /64 share the stream slots; another /64 does not', async () => {
+      const c = await startInstance({ TRUST_PROXY: '1', RATE_LIMIT_STREAMS_PER_IP: '2' });
+      const open = (ip: string) => openRawStream(`${c.url}/api/v1/scores/stream`, { 'X-Forwarded-For': ip });
+      const streams = [open('2001:db8:bb:1::1'), open('2001:db8:bb:1::2')];
+      try {
+        for (const s of streams) expect((await s.ready).statusCode).to.equal(200);
+        const third = open('2001:db8:bb:1:abcd::3');
+        streams.push(third);
+        expect((await third.ready).statusCode).to.equal(429);
+        const mapped = [open('192.0.2.1'), open('::ffff:192.0.2.1'), open('192.0.2.1')];
+        streams.push(...mapped);
+        const codes = (await Promise.all(mapped.map((s) => s.ready))).map((r) => r.statusCode);
+        expect(codes.sort()).to.deep.equal([200, 200, 429]);
+        const other = open('2001:db8:bb:2::1');
+        streams.push(other);
+        expect((await other.ready).statusCode).to.equal(200);
+        expect(c.services.hub.size()).to.equal(5);
+      } finally {
+        streams.forEach((s) => s.close());
+        await c.close();
+      }
+    });
+  });
+
+  describe('one component failing never degrades another', () => {
+    /** A counter's value, summed over the labels given (all when none). */
+    async function counter(c: Counter, labels: Record<string, string> = {}): Promise<number> {
+      const { values } = await c.get();
+      return values
+        .filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k as keyof typeof v.labels] === l))
+        .reduce((sum, v) => sum + v.value, 0);
+    }
+
+    it('a flag MySQL refuses (user never provisioned) keeps Redis in use and is saved once the user exists', async () => {
+      const c = await startInstance({ RATE_LIMIT_WRITES_PER_MIN: '1', RATE_LIMIT_FLAG_AFTER: '1' });
+      try {
+        await eventually(() => c.services.mirror.isReady());
+        const u = uniqueUser('ghost');
+        const redisErrors = await counter(c.services.metrics.redisErrors);
+        // A malformed first write uses the budget without provisioning the user; the next one is limited,
+        // which raises a flag for a user MySQL does not know yet.
+        expect((await post(c, tokenFor(u), { scoreIncrement: 'lots' })).status).to.equal(400);
+        expect(await mysqlUser(db, u)).to.equal(undefined);
+        expectProblem(await post(c, tokenFor(u), { scoreIncrement: 1 }), 429);
+        const failures = c.services.metrics.cheatFlagSaveFailures;
+        await eventually(async () => (await counter(failures, { cause: 'unknown_user' })) >= 1);
+        expect(redisReady(c.redis), 'a MySQL error does not mark Redis as failing').to.equal(true);
+        expect(await counter(c.services.metrics.redisErrors)).to.equal(redisErrors);
+        expect(c.services.cheat.pending()).to.equal(1);
+        // The user's row appears (any authenticated request provisions it); the queued flag is then saved.
+        await c.request.get('/api/v1/admin/flags').set('Authorization', `Bearer ${tokenFor(u)}`);
+        expect(await mysqlUser(db, u)).to.not.equal(undefined);
+        await eventually(async () => (await c.services.cheat.list()).some((f) => f.userId === u), 5000, 100);
+        expect((await c.services.cheat.list()).find((f) => f.userId === u)).to.include({
+          reason: 'rate_limited',
+        });
+        expect(c.services.cheat.pending()).to.equal(0);
+        expect(await counter(c.services.metrics.cheatFlagsLost)).to.equal(0);
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('a flag that can never be saved is retried a bounded number of times, then logged at error and counted', async () => {
+      const config = testConfig();
+      const lines: Array<Record<string, unknown>> = [];
+      const logger = pino(
+        { level: 'warn' },
+        new Writable({
+          write(chunk, _enc, done) {
+            lines.push(JSON.parse(String(chunk)));
+            done();
+          },
+        }),
+      );
+      const sbDb = createDb(config);
+      const redis = createRedis(config);
+      const metrics = createMetrics();
+      const detector = createCheatDetector({
+        db: sbDb,
+        redis,
+        prefix: `${config.redisPrefix}cheat-unit:`,
+        pointsPerMinute: 10,
+        flagAfterLimited: 1,
+        logger,
+        metrics,
+        queueMax: 2,
+        maxAttempts: 3,
+        retryBaseMs: 20,
+      });
+      try {
+        await eventually(() => redisReady(redis));
+        const ghosts = [uniqueUser('never'), uniqueUser('never'), uniqueUser('never')];
+        for (const g of ghosts) await detector.recordPoints([{ userId: g, delta: 11 }]);
+        // Three flags, room for two: the oldest is given up at once, the others after three attempts.
+        await eventually(async () => (await counter(metrics.cheatFlagsLost)) === 3, 5000);
+        expect(await counter(metrics.cheatFlagsLost, { cause: 'queue_full' })).to.equal(1);
+        expect(await counter(metrics.cheatFlagsLost, { cause: 'unknown_user' })).to.equal(2);
+        expect(detector.pending()).to.equal(0);
+        const errors = lines.filter((l) => l.level === 50 && l.msg === 'cheat flag could not be saved');
+        expect(errors.map((l) => l.userId)).to.have.members(ghosts);
+        expect(redisReady(redis)).to.equal(true);
+        expect(await counter(metrics.redisErrors)).to.equal(0);
+      } finally {
+        detector.stop();
+        redis.disconnect();
+        await sbDb.destroy();
+      }
+    });
+
+    it('while Redis blips the write limit goes on from the counts Redis had, not from a fresh bucket', async () => {
+      const c = await startInstance({ RATE_LIMIT_WRITES_PER_MIN: '3' });
+      try {
+        await eventually(() => redisReady(c.redis));
+        const over = uniqueUser('over');
+        const under = uniqueUser('under');
+        for (let i = 0; i < 3; i++)
+          expect((await post(c, tokenFor(over), { scoreIncrement: 1 })).status).to.equal(201);
+        expectProblem(await post(c, tokenFor(over), { scoreIncrement: 1 }), 429);
+        expect((await post(c, tokenFor(under), { scoreIncrement: 1 })).status).to.equal(201);
+        // Redis "fails" before each request: the limiter must decide from memory.
+        const blip = async (u: string) => {
+          markRedisFailure(c.redis);
+          return (await post(c, tokenFor(u), { scoreIncrement: 1 })).status;
+        };
+        expect(await blip(over), 'over the limit in Redis, still over it in memory').to.equal(429);
+        expect(await blip(under)).to.equal(201);
+        expect(await blip(under)).to.equal(201);
+        expect(await blip(under), 'the budget Redis had left, no more').to.equal(429);
+        expect(await mysqlScore(db, over)).to.equal('3');
+        expect(await mysqlScore(db, under)).to.equal('3');
+      } finally {
+        await c.close();
+      }
+    });
+  });
+
+  describe('public reads and MySQL', () => {
+    const FALLBACK_SQL = /FROM users u JOIN scores s|COUNT\(\*\) AS above/;
+    /** Watches the fallback's statements on a knex instance: how many ran, and the most at once. */
+    function watchFallbackQueries(target: Knex) {
+      const open = new Set<string>();
+      const stats = { total: 0, maxInFlight: 0 };
+      const onQuery = (q: { sql: string; __knexQueryUid: string }) => {
+        if (!FALLBACK_SQL.test(q.sql)) return;
+        stats.total++;
+        open.add(q.__knexQueryUid);
+        stats.maxInFlight = Math.max(stats.maxInFlight, open.size);
+      };
+      const onDone = (_r: unknown, q: { __knexQueryUid: string }) => open.delete(q.__knexQueryUid);
+      target
+        .on('query', onQuery)
+        .on('query-response', onDone)
+        .on('query-error', (_e, q) => onDone(_e, q));
+      return {
+        stats,
+        stop: () => {
+          target.off('query', onQuery);
+          target.off('query-response', onDone);
+        },
+      };
+    }
+
+    /** The oracle: a user's standing from every active score, computed here. */
+    async function standingOf(userId: string) {
+      const [rows] = await db.raw(
+        `SELECT s.user_id, s.score, u.display_name FROM scores s JOIN users u ON u.id = s.user_id WHERE u.status = 'active'`,
+      );
+      const all = rows as Array<{ user_id: string; score: number; display_name: string }>;
+      const me = all.find((r) => r.user_id === userId)!;
+      const above = all.filter((r) => Number(r.score) > Number(me.score)).length;
+      return { userId, displayName: me.display_name, score: Number(me.score), rank: above + 1 };
+    }
+
+    it('with Redis down, concurrent public user reads run at most DB_FALLBACK_CONCURRENCY MySQL queries at once', async () => {
+      const c = await startInstance({
+        REDIS_URL: 'redis://127.0.0.1:1/0', // nothing listens there: the mirror is never ready
+        DB_FALLBACK_CONCURRENCY: '2',
+        DB_FALLBACK_CACHE_MS: '10000',
+      });
+      const watch = watchFallbackQueries(c.db);
+      try {
+        expect(c.services.mirror.isReady()).to.equal(false);
+        const users = Array.from({ length: 20 }, () => uniqueUser('fallback'));
+        for (const [i, u] of users.entries()) await addPoints(c, u, 1 + i);
+        watch.stats.total = 0;
+        const responses = await Promise.all(
+          [...users, ...users].map((u) => c.request.get(`/api/v1/scores/users/${u}`)),
+        );
+        expect(watch.stats.maxInFlight, 'fallback statements in flight at once').to.be.within(1, 2);
+        const ok = responses.filter((r) => r.status === 200);
+        const busy = responses.filter((r) => r.status === 503);
+        expect(ok.length + busy.length).to.equal(responses.length);
+        expect(busy.length, 'some reads were refused rather than queued').to.be.greaterThan(0);
+        for (const r of busy) {
+          expectProblem(r, 503);
+          expect(r.headers['retry-after']).to.match(/^\d+$/);
+        }
+        for (const r of ok) expect(r.body).to.deep.equal(await standingOf(r.body.userId));
+        // Sequentially every user is answered, and the cached ones cost nothing.
+        const before = watch.stats.total;
+        const answered = new Set(ok.map((r) => r.body.userId as string));
+        for (const u of users) {
+          const r = await c.request.get(`/api/v1/scores/users/${u}`);
+          expect(r.status, u).to.equal(200);
+          expect(r.body).to.deep.equal(await standingOf(u));
+        }
+        const missing = users.filter((u) => !answered.has(u)).length;
+        expect(watch.stats.total - before, 'only users not cached yet were queried').to.equal(missing * 2);
+        // Unknown users are answered 404 and cached too.
+        const ghost = uniqueUser('ghost');
+        expectProblem(await c.request.get(`/api/v1/scores/users/${ghost}`), 404);
+        const afterGhost = watch.stats.total;
+        expectProblem(await c.request.get(`/api/v1/scores/users/${ghost}`), 404);
+        expect(watch.stats.total).to.equal(afterGhost);
+      } finally {
+        watch.stop();
+        await c.close();
+      }
+    });
+
+    it('with the mirror ready, any user read is answered from Redis: unknown and never-scored users are 404 without MySQL', async () => {
+      const c = await startInstance();
+      const watch = watchFallbackQueries(c.db);
+      try {
+        const scorer = uniqueUser('scorer');
+        await addPoints(c, scorer, 5);
+        const idle = uniqueUser('idle'); // provisioned (a row in users) but never scored
+        await c.request.get('/api/v1/admin/flags').set('Authorization', `Bearer ${tokenFor(idle)}`);
+        expect(await mysqlUser(db, idle)).to.not.equal(undefined);
+        await eventually(() => c.services.mirror.isReady());
+        await waitForMirror(db, c.redis, c.config.redisPrefix);
+        watch.stats.total = 0;
+        const reads = await Promise.all(
+          Array.from({ length: 50 }, (_, i) =>
+            c.request.get(
+              `/api/v1/scores/users/${i % 3 === 0 ? scorer : i % 3 === 1 ? idle : uniqueUser('nobody')}`,
+            ),
+          ),
+        );
+        for (const [i, r] of reads.entries()) {
+          if (i % 3 === 0) expect(r.body).to.deep.equal(await standingOf(scorer));
+          else expectProblem(r, 404);
+        }
+        expect(watch.stats.total, 'MySQL statements for public user reads').to.equal(0);
+      } finally {
+        watch.stop();
+        await c.close();
+      }
+    });
+  });
+});

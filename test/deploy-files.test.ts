@@ -23,7 +23,9 @@ type Doc = any;
 function interpolate(value: string): string {
   return value
     .replace(/\$\{(\w+)(?::?-([^}]*))?\}/g, (_m, _name: string, dflt?: string) => dflt ?? '')
-    .replace(/\$\{(\w+):?\?[^}]*\}/g, (_m, name: string) => (name === 'JWT_SECRET' ? DUMMY_SECRET : 'dummy'))
+    .replace(/\$\{(\w+):?\?[^}]*\}/g, (_m, name: string) =>
+      ['JWT_SECRET', 'METRICS_TOKEN'].includes(name) ? DUMMY_SECRET : 'dummy',
+    )
     .replace(/\$\$/g, '$');
 }
 
@@ -51,6 +53,13 @@ function durationMs(value: string): number {
 function sourceOf(distPath: string): string {
   return path.join(root, distPath.replace(/^dist\//, '').replace(/\.js$/, '.ts'));
 }
+
+/** The Secret's placeholders are deliberately invalid; real values stand in for them. */
+const withRealSecrets = (env: Env): Env => ({
+  ...env,
+  JWT_SECRET: DUMMY_SECRET,
+  METRICS_TOKEN: DUMMY_SECRET,
+});
 
 function expectKnownKeys(keys: string[], where: string): void {
   const unknown = keys.filter((k) => !KNOWN.has(k));
@@ -180,6 +189,13 @@ describe('deployment files', () => {
       }
     });
 
+    it('protects /metrics of the app instances with METRICS_TOKEN, which must be given', () => {
+      for (const name of ['app1', 'app2']) {
+        expect(String(services[name].environment.METRICS_TOKEN)).to.match(/^\$\{METRICS_TOKEN:\?/);
+        expect(loadConfig(composeEnv(services[name])).metricsToken).to.be.a('string');
+      }
+    });
+
     it('lets an instance stop for longer than its own shutdown timeout', () => {
       for (const name of ['app1', 'app2']) {
         const { shutdownTimeoutMs } = loadConfig(composeEnv(services[name]));
@@ -293,10 +309,16 @@ describe('deployment files', () => {
     });
 
     it("the Deployment's settings pass the schema (with a real secret in place of the placeholder)", () => {
-      const config = loadConfig({ ...containerEnv(container), JWT_SECRET: DUMMY_SECRET });
+      const config = loadConfig(withRealSecrets(containerEnv(container)));
       expect(config.nodeEnv).to.equal('production');
       const port = container.ports.find((p: Doc) => p.name === 'http');
       expect(port.containerPort).to.equal(config.port);
+    });
+
+    it('gives the pods METRICS_TOKEN from the Secret, never from the ConfigMap', () => {
+      expect(containerEnv(container).METRICS_TOKEN).to.be.a('string');
+      for (const [name, data] of configMaps) expect(data, name).not.to.have.property('METRICS_TOKEN');
+      expect([...secrets.values()].some((d) => 'METRICS_TOKEN' in d)).to.equal(true);
     });
 
     it('probes /readyz for readiness and /healthz for liveness', () => {
@@ -312,7 +334,7 @@ describe('deployment files', () => {
     });
 
     it('waits longer than the preStop pause plus SHUTDOWN_TIMEOUT_MS before killing a pod', () => {
-      const { shutdownTimeoutMs } = loadConfig({ ...containerEnv(container), JWT_SECRET: DUMMY_SECRET });
+      const { shutdownTimeoutMs } = loadConfig(withRealSecrets(containerEnv(container)));
       const preStop: string[] = container.lifecycle?.preStop?.exec?.command ?? [];
       const pauseS =
         preStop[0] === 'sleep' ? Number(preStop[1]) : (container.lifecycle?.preStop?.sleep?.seconds ?? 0);
@@ -358,6 +380,56 @@ describe('deployment files', () => {
       expect(
         container.ports.some((p: Doc) => p.name === targetPort || p.containerPort === targetPort),
       ).to.equal(true);
+    });
+  });
+
+  describe('deploy/nginx.conf', () => {
+    const conf = read('deploy/nginx.conf');
+    /** The body of `location <match> {...}` (no nested blocks in ours). */
+    const location = (match: string) =>
+      new RegExp(`location ${match.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\{([^}]*)\\}`).exec(conf)?.[1];
+
+    const zones = (directive: string) =>
+      new Set(
+        [...conf.matchAll(new RegExp(`${directive}\\s+\\$binary_remote_addr\\s+zone=(\\w+):`, 'g'))].map(
+          (m) => m[1],
+        ),
+      );
+    /** The body of the regex location that matches both spellings of `path` (versioned and not). */
+    function regexLocation(path: string): string | undefined {
+      for (const [, pattern, body] of conf.matchAll(/location ~ (\S+) \{([^}]*)\}/g)) {
+        const re = new RegExp(pattern);
+        if (re.test(`/api/v1${path}`) && re.test(`/api${path}`)) return body;
+      }
+      return undefined;
+    }
+
+    it('limits open streams per client address (limit_conn), at most RATE_LIMIT_STREAMS_PER_IP', () => {
+      const body = regexLocation('/scores/stream');
+      expect(body, 'the stream location').to.be.a('string');
+      const m = /limit_conn\s+(\w+)\s+(\d+);/.exec(body!);
+      expect(m, 'limit_conn in the stream location').to.not.equal(null);
+      expect(zones('limit_conn_zone').has(m![1]), `zone ${m![1]} is declared per address`).to.equal(true);
+      const { sse } = loadConfig({ JWT_SECRET: DUMMY_SECRET });
+      expect(Number(m![2])).to.be.within(1, sse.perIp);
+      expect(conf).to.match(/limit_conn_status 429;/);
+    });
+
+    it('limits polls per client address (limit_req) before they reach an instance', () => {
+      const body = regexLocation('/scores/top');
+      expect(body, 'a poll location').to.be.a('string');
+      const m = /limit_req\s+zone=(\w+)/.exec(body!);
+      expect(m, 'limit_req in the poll location').to.not.equal(null);
+      expect(zones('limit_req_zone').has(m![1]), `zone ${m![1]} is declared per address`).to.equal(true);
+      expect(body).to.match(/proxy_pass http:\/\/scoreboard;/);
+      expect(conf).to.match(/limit_req_status 429;/);
+    });
+
+    it('does not expose /metrics: nginx answers it itself and never proxies it', () => {
+      const metrics = location('= /metrics');
+      expect(metrics, 'an exact location for /metrics').to.be.a('string');
+      expect(metrics).to.match(/return 40[34];|deny all;/);
+      expect(metrics).not.to.match(/proxy_pass/);
     });
   });
 });

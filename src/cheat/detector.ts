@@ -6,6 +6,8 @@ import { markRedisFailure, redisReady } from '../redis';
 
 export type FlagReason = 'points_rate' | 'rate_limited';
 
+const ER_NO_REFERENCED_ROW = 1452; // a foreign key failed: cheat_flags.user_id names no users row
+
 // Per-user points in the current and previous minute; the sliding estimate weighs the previous minute by the
 // part of it still inside the window. A user is reported at most once per minute.
 const POINTS = `
@@ -48,25 +50,108 @@ export function createCheatDetector(deps: {
   flagAfterLimited: number;
   logger: Logger;
   metrics: Metrics;
+  /** Flags waiting for MySQL; past this the oldest is given up (logged at error, counted). */
+  queueMax: number;
+  /** Retries of a flag MySQL refused, the first after `retryBaseMs`, doubling up to 30 s. */
+  maxAttempts?: number;
+  retryBaseMs?: number;
 }) {
   const redis = deps.redis as CheatRedis;
   redis.defineCommand('cheatPoints', { numberOfKeys: 0, lua: POINTS });
   redis.defineCommand('cheatHits', { numberOfKeys: 1, lua: HITS });
+  const maxAttempts = deps.maxAttempts ?? 6;
+  const retryBaseMs = deps.retryBaseMs ?? 1000;
+
+  interface PendingFlag {
+    userId: string;
+    reason: FlagReason;
+    detail: string;
+    attempts: number;
+    dueAt: number;
+  }
+  // Flags MySQL could not save yet (down, or the user's row not committed yet), oldest first.
+  const queue: PendingFlag[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
 
   async function flag(userId: string, reason: FlagReason, detail: string): Promise<void> {
     deps.metrics.cheatFlags.inc({ reason });
     deps.logger.warn({ userId, reason, detail, signal: 'cheat' }, 'suspicious activity flagged');
-    await deps.db.raw(
-      `INSERT INTO cheat_flags (user_id, reason, detail) VALUES (?, ?, ?)
-       ON DUPLICATE KEY UPDATE count = count + 1, detail = ?, last_at = CURRENT_TIMESTAMP(3)`,
-      [userId, reason, detail, detail],
+    await save({ userId, reason, detail, attempts: 0, dueAt: 0 });
+  }
+
+  /**
+   * One attempt to store a flag. A MySQL failure is MySQL's, never Redis's: it leaves Redis in use, and the
+   * flag waits in a bounded queue for a retry instead of being dropped.
+   */
+  async function save(f: PendingFlag): Promise<boolean> {
+    try {
+      await deps.db.raw(
+        `INSERT INTO cheat_flags (user_id, reason, detail) VALUES (?, ?, ?)
+         ON DUPLICATE KEY UPDATE count = count + 1, detail = ?, last_at = CURRENT_TIMESTAMP(3)`,
+        [f.userId, f.reason, f.detail, f.detail],
+      );
+      return true;
+    } catch (err) {
+      // A user without a row: the token was valid but the user was never provisioned (a malformed first
+      // write, AUTO_PROVISION_USERS=false) or provisioning has not committed yet. Retrying covers the race.
+      const cause = (err as { errno?: number }).errno === ER_NO_REFERENCED_ROW ? 'unknown_user' : 'mysql';
+      deps.metrics.cheatFlagSaveFailures.inc({ cause });
+      f.attempts++;
+      if (f.attempts >= maxAttempts || stopped) {
+        lose(f, cause, (err as Error).message);
+        return false;
+      }
+      f.dueAt = Date.now() + Math.min(30_000, retryBaseMs * 2 ** (f.attempts - 1));
+      if (queue.length >= deps.queueMax) lose(queue.shift()!, 'queue_full', 'retry queue full');
+      queue.push(f);
+      deps.logger.warn(
+        { userId: f.userId, reason: f.reason, cause, attempts: f.attempts, err: (err as Error).message },
+        'cheat flag not saved yet; will retry',
+      );
+      schedule();
+      return false;
+    }
+  }
+
+  function lose(f: PendingFlag, cause: string, err: string): void {
+    deps.metrics.cheatFlagsLost.inc({ reason: f.reason, cause });
+    deps.logger.error(
+      {
+        userId: f.userId,
+        reason: f.reason,
+        detail: f.detail,
+        cause,
+        attempts: f.attempts,
+        err,
+        signal: 'cheat',
+      },
+      'cheat flag could not be saved',
     );
   }
 
-  function report(err: unknown): void {
+  function schedule(): void {
+    if (timer || stopped || queue.length === 0) return;
+    const wait = Math.max(0, Math.min(...queue.map((f) => f.dueAt)) - Date.now());
+    timer = setTimeout(() => {
+      timer = undefined;
+      void retryDue().finally(schedule);
+    }, wait);
+    timer.unref();
+  }
+
+  async function retryDue(): Promise<void> {
+    const now = Date.now();
+    const due = queue.filter((f) => f.dueAt <= now);
+    for (const f of due) queue.splice(queue.indexOf(f), 1);
+    for (const f of due) await save(f);
+  }
+
+  /** A Redis command of the detector failed: only then is Redis marked as failing. */
+  function redisFailed(err: unknown): void {
     markRedisFailure(redis);
     deps.metrics.redisErrors.inc();
-    deps.logger.debug({ err: (err as Error).message }, 'cheat signal skipped');
+    deps.logger.debug({ err: (err as Error).message }, 'cheat signal skipped: redis failed');
   }
 
   return {
@@ -75,31 +160,41 @@ export function createCheatDetector(deps: {
       if (points.length === 0 || !redisReady(redis)) return;
       const now = Date.now() / 60_000;
       const minute = Math.floor(now);
+      let flagged: string[];
       try {
-        const flagged = await redis.cheatPoints(
+        flagged = await redis.cheatPoints(
           deps.prefix,
           String(minute),
           String(deps.pointsPerMinute),
           String(now - minute),
           ...points.flatMap((p) => [p.userId, String(p.delta)]),
         );
-        for (let i = 0; i < flagged.length; i += 2) {
-          await flag(flagged[i], 'points_rate', `${flagged[i + 1]} points in the last minute`);
-        }
       } catch (err) {
-        report(err);
+        return redisFailed(err);
+      }
+      for (let i = 0; i < flagged.length; i += 2) {
+        await flag(flagged[i], 'points_rate', `${flagged[i + 1]} points in the last minute`);
       }
     },
     async recordRateLimited(userId: string): Promise<void> {
       if (!redisReady(redis)) return;
+      let hits: number;
       try {
         const bucket = Math.floor(Date.now() / 600_000);
-        const hits = await redis.cheatHits(`${deps.prefix}rl-hits:${userId}:${bucket}`);
-        if (hits === deps.flagAfterLimited)
-          await flag(userId, 'rate_limited', `${hits} rate-limited writes in 10 minutes`);
+        hits = await redis.cheatHits(`${deps.prefix}rl-hits:${userId}:${bucket}`);
       } catch (err) {
-        report(err);
+        return redisFailed(err);
       }
+      if (hits === deps.flagAfterLimited)
+        await flag(userId, 'rate_limited', `${hits} rate-limited writes in 10 minutes`);
+    },
+    /** Flags waiting for a retry (for tests and the shutdown log). */
+    pending: () => queue.length,
+    /** Stops retrying; whatever still waits is logged as lost. */
+    stop(): void {
+      stopped = true;
+      clearTimeout(timer);
+      for (const f of queue.splice(0)) lose(f, 'shutdown', 'the process stopped before MySQL took it');
     },
     async list(limit = 200) {
       const rows = await rawRows<{

@@ -1,26 +1,41 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import Koa from 'koa';
 import Router from '@koa/router';
 import type { Redis } from 'ioredis';
 import type { Db } from '../db';
+import { problemMiddleware, unauthorized } from '../errors';
+import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import { redisReady } from '../redis';
+import { requestContext } from '../request-context';
+import { ROUTER_OPTIONS } from '../routing';
+
+export interface MetricsDeps {
+  metrics: Metrics;
+  collect: () => void;
+  /** When set, /metrics answers only `Authorization: Bearer <token>`. */
+  token?: string;
+}
 
 /**
  * Operator endpoints, outside /api: liveness (the process answers), readiness (MySQL reachable and not
- * shutting down; Redis only degrades it) and Prometheus metrics.
+ * shutting down; Redis only degrades it) and, unless they have a port of their own, Prometheus metrics.
  */
 export function opsRoutes(deps: {
   db: Db;
   redis: Redis;
-  metrics: Metrics;
   isShuttingDown: () => boolean;
   timeoutMs: number;
-  collect: () => void;
+  readyzCacheMs: number;
+  /** Undefined when metrics are served on METRICS_PORT instead (src/server.ts). */
+  metrics?: MetricsDeps;
 }): Router {
-  const router = new Router();
+  const router = new Router(ROUTER_OPTIONS);
   router.get('/healthz', (ctx) => {
     ctx.set('Cache-Control', 'no-store');
     ctx.body = { status: 'ok' };
   });
+  const mysqlUp = cachedPing(deps.db, deps.timeoutMs, deps.readyzCacheMs);
   router.get('/readyz', async (ctx) => {
     ctx.set('Cache-Control', 'no-store');
     const redis = redisReady(deps.redis) ? 'up' : 'degraded';
@@ -29,7 +44,7 @@ export function opsRoutes(deps: {
       ctx.body = { status: 'shutting-down', mysql: 'unknown', redis };
       return;
     }
-    const mysql = await pingDatabase(deps.db, deps.timeoutMs);
+    const mysql = await mysqlUp();
     ctx.status = mysql ? 200 : 503;
     ctx.body = {
       status: mysql ? (redis === 'up' ? 'ready' : 'degraded') : 'unavailable',
@@ -37,13 +52,60 @@ export function opsRoutes(deps: {
       redis,
     };
   });
+  if (deps.metrics) metricsRoutes(router, deps.metrics);
+  return router;
+}
+
+/** GET /metrics, behind the operator's bearer token when one is configured. */
+export function metricsRoutes(router: Router, deps: MetricsDeps): void {
+  const expected = deps.token === undefined ? undefined : digest(deps.token);
   router.get('/metrics', async (ctx) => {
-    deps.collect();
     ctx.set('Cache-Control', 'no-store');
+    if (expected) {
+      const match = /^Bearer\s+(\S+)\s*$/i.exec(ctx.get('authorization'));
+      // Compare digests: equal lengths for timingSafeEqual, and no timing hint about the token's length.
+      if (!match || !timingSafeEqual(digest(match[1]), expected))
+        throw unauthorized('/metrics needs the operator bearer token (METRICS_TOKEN).');
+    }
+    deps.collect();
     ctx.type = deps.metrics.registry.contentType;
     ctx.body = await deps.metrics.registry.metrics();
   });
-  return router;
+}
+
+/** The app METRICS_PORT serves: /metrics only, problem answers for everything else. */
+export function createMetricsApp(deps: MetricsDeps & { logger: Logger; retryAfterS: number }): Koa {
+  const app = new Koa();
+  app.silent = true;
+  app.use(requestContext(deps.logger));
+  app.use(problemMiddleware({ logger: deps.logger, retryAfterS: deps.retryAfterS }));
+  const router = new Router(ROUTER_OPTIONS);
+  metricsRoutes(router, deps);
+  app.use(router.routes()).use(router.allowedMethods({ throw: true }));
+  return app;
+}
+
+const digest = (value: string) => createHash('sha256').update(value).digest();
+
+/**
+ * MySQL's reachability, asked at most once per `cacheMs` however many probes arrive (they share the ping in
+ * flight and then its answer), so probes never take more than one pooled connection from writes.
+ */
+function cachedPing(db: Db, timeoutMs: number, cacheMs: number): () => Promise<boolean> {
+  let last: { at: number; answer: Promise<boolean> } | undefined;
+  return () => {
+    const now = Date.now();
+    if (!last || now - last.at >= cacheMs) {
+      const answer = pingDatabase(db, timeoutMs);
+      const entry = { at: now, answer };
+      last = entry;
+      // The answer counts from when it arrived, so a slow ping is not followed by another at once.
+      void answer.then(() => {
+        if (last === entry) entry.at = Date.now();
+      });
+    }
+    return last.answer;
+  };
 }
 
 async function pingDatabase(db: Db, timeoutMs: number): Promise<boolean> {

@@ -22,7 +22,8 @@ export interface LimitOptions {
  * A koa-ratelimit limiter that answers 429 as a problem with Retry-After and RateLimit-* headers.
  * With Redis it holds across instances; when Redis is unreachable or slow it switches to a per-instance
  * in-memory limit at once (for at least a second, then tries Redis again) and says so in the log,
- * so the limiter never hangs or fails a request.
+ * so the limiter never hangs or fails a request. The in-memory limit starts from the counts Redis last gave
+ * this instance, so a blip is no fresh budget.
  */
 export function createLimiter(opts: LimitOptions): Middleware & { sweep(): void } {
   const common = {
@@ -38,6 +39,26 @@ export function createLimiter(opts: LimitOptions): Middleware & { sweep(): void 
     ? ratelimit({ ...common, driver: 'redis', db: opts.redis.client, namespace: opts.redis.namespace })
     : undefined;
 
+  /**
+   * Copies a Redis-backed decision into the in-memory bucket, so that when Redis blips the fallback starts
+   * from the count the caller had (a user over the limit stays over it) instead of from a fresh bucket.
+   * `remaining` is what the caller may still send (-1: already refused); the entry is in the memory driver's
+   * own shape (its `remaining` counts the request it is about to see).
+   */
+  function remember(ctx: Context, remaining: number, reset: string | number | undefined): void {
+    const id = opts.id(ctx);
+    let resetS = Number(reset);
+    if (id === false || !Number.isFinite(remaining) || !Number.isFinite(resetS)) return;
+    if (resetS > 1e11) resetS /= 1000; // milliseconds since the epoch
+    if (resetS < Date.now() / 1000) resetS = Date.now() / 1000 + opts.durationMs / 1000;
+    memoryDb.set(`${opts.name}:${id}`, {
+      id,
+      reset: resetS,
+      remaining: Math.max(0, remaining + 1),
+      total: opts.max,
+    });
+  }
+
   async function limit(ctx: Context, downstream: Next): Promise<void> {
     // koa-ratelimit sends the reset as an epoch time; the RateLimit-Reset header means seconds from now.
     const next = () => {
@@ -52,10 +73,13 @@ export function createLimiter(opts: LimitOptions): Middleware & { sweep(): void 
     try {
       await shared(ctx, () => {
         passed = true;
+        remember(ctx, Number(ctx.response.get('RateLimit-Remaining')), ctx.response.get('RateLimit-Reset'));
         return next();
       });
     } catch (err) {
-      if (passed || (err as { status?: number }).status === 429) throw err;
+      const e = err as { status?: number; headers?: Record<string, string | number> };
+      if (!passed && e.status === 429) remember(ctx, -1, e.headers?.['RateLimit-Reset']);
+      if (passed || e.status === 429) throw err;
       // Everyone skips Redis for a second after this (see redisReady), then tries it again.
       opts.logger.warn(
         { limit: opts.name, err: (err as Error).message },

@@ -65,6 +65,14 @@ type MirrorRedis = Redis & {
   mirrorLookup(zset: string, names: string, userId: string): Promise<[string, number, string | null] | null>;
 };
 
+export interface Standing {
+  displayName: string;
+  score: number;
+  rank: number;
+}
+
+export type Lookup = { kind: 'found'; standing: Standing } | { kind: 'absent' } | { kind: 'unknown' };
+
 export interface RankQuery {
   userId: string;
   score: number;
@@ -89,6 +97,7 @@ export function createMirror(deps: {
 
   let ready = false; // the mirror is complete: ranks may be answered from it
   let failures = 0; // bumped whenever a mirror write is lost, so the catch-up scan does not skip it
+  let failuresAtLastCleanSync = 0; // equal to `failures`: nothing this instance wrote since then was lost
   let syncFrom: Date | null = null; // DB time from which the next catch-up scan must look
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
@@ -134,18 +143,25 @@ export function createMirror(deps: {
     }
   }
 
-  /** A ranked user from Redis; undefined when Redis cannot answer or does not hold them (ask MySQL). */
-  async function lookup(
-    userId: string,
-  ): Promise<{ displayName: string; score: number; rank: number } | undefined> {
-    if (!ready || !redisReady(redis)) return undefined;
+  /**
+   * A user's standing from Redis. `absent` is an answer: the mirror is complete (built from MySQL and nothing
+   * since lost), so a user it does not hold has no score or is banned. `unknown` means Redis cannot answer
+   * right now (down, rebuilding, a mirror write lost since the last clean sync): only then ask MySQL.
+   */
+  async function lookup(userId: string): Promise<Lookup> {
+    if (!ready || !redisReady(redis)) return { kind: 'unknown' };
+    const complete = failures === failuresAtLastCleanSync;
     try {
       const found = await redis.mirrorLookup(keys.zset, keys.names, userId);
-      if (!found || found[2] === null) return undefined;
-      return { displayName: found[2], score: Number(found[0]), rank: Number(found[1]) + 1 };
+      if (!found) return complete ? { kind: 'absent' } : { kind: 'unknown' };
+      if (found[2] === null) return { kind: 'unknown' };
+      return {
+        kind: 'found',
+        standing: { displayName: found[2], score: Number(found[0]), rank: Number(found[1]) + 1 },
+      };
     } catch {
       markRedisFailure(redis);
-      return undefined;
+      return { kind: 'unknown' };
     }
   }
 
@@ -170,6 +186,7 @@ export function createMirror(deps: {
     if (failures === failuresBefore) {
       await redis.set(keys.ready, new Date().toISOString());
       ready = true;
+      failuresAtLastCleanSync = failures;
     }
     return total;
   }
@@ -196,7 +213,11 @@ export function createMirror(deps: {
       afterTime = rows[rows.length - 1].updated_at;
       afterUser = rows[rows.length - 1].user_id;
     }
-    if (failures === failuresBefore) syncFrom = now;
+    if (failures === failuresBefore) {
+      syncFrom = now;
+      // Every write lost before this scan started is repaired: the mirror is complete again.
+      failuresAtLastCleanSync = failuresBefore;
+    }
     return applied;
   }
 

@@ -3,10 +3,11 @@ import Joi from 'joi';
 import type { CallerLoader } from '../auth/caller';
 import { authenticate, type TokenVerifier } from '../auth/tokens';
 import type { Db } from '../db';
-import { forbidden, notFound } from '../errors';
+import { forbidden, notFound, unavailable } from '../errors';
 import { userIdParam } from '../users/routes';
 import { validate } from '../validation';
-import type { Mirror } from './mirror';
+import type { DbFallback } from './db-fallback';
+import type { Mirror, Standing } from './mirror';
 import { userHistory, userStandingFromDatabase } from './queries';
 
 const historyQuery = Joi.object({
@@ -16,12 +17,33 @@ const historyQuery = Joi.object({
 
 export function scoreReadRoutes(
   router: Router,
-  deps: { db: Db; mirror: Mirror; loadCaller: CallerLoader; verifyToken: TokenVerifier },
+  deps: {
+    db: Db;
+    mirror: Mirror;
+    fallback: DbFallback<Standing | undefined>;
+    retryAfterS: number;
+    loadCaller: CallerLoader;
+    verifyToken: TokenVerifier;
+  },
 ) {
-  /** One user's score and competition rank: from Redis, from MySQL when Redis cannot answer. */
+  /**
+   * One user's score and competition rank, public. From Redis (a user the complete mirror lacks is 404 right
+   * there); from MySQL only while the mirror cannot answer, and then through the bounded fallback.
+   */
   router.get('/scores/users/:userId', async (ctx) => {
     const userId = validate(userIdParam, ctx.params.userId, 'path');
-    const standing = (await deps.mirror.lookup(userId)) ?? (await userStandingFromDatabase(deps.db, userId));
+    const found = await deps.mirror.lookup(userId);
+    let standing: Standing | undefined;
+    if (found.kind === 'found') standing = found.standing;
+    else if (found.kind === 'unknown') {
+      const answer = await deps.fallback.run(userId, () => userStandingFromDatabase(deps.db, userId));
+      if (answer.kind === 'busy')
+        throw unavailable(
+          'Rankings are being rebuilt and this instance is busy; retry shortly.',
+          deps.retryAfterS,
+        );
+      standing = answer.value;
+    }
     if (!standing) throw notFound(`No ranked user "${userId}".`);
     ctx.set('Cache-Control', 'no-cache');
     ctx.body = { userId, displayName: standing.displayName, score: standing.score, rank: standing.rank };

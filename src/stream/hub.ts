@@ -17,7 +17,7 @@ interface Client {
 }
 
 export interface StreamOptions {
-  /** Open streams one client address may hold on this instance. */
+  /** Open streams one client (an IPv4 address, an IPv6 network: src/rate-limit/client-key.ts) may hold. */
   perIp: number;
   heartbeatMs: number;
   maxBufferBytes: number;
@@ -78,8 +78,8 @@ export function createStreamHub(deps: { snapshot: SnapshotEngine; options: Strea
     stats: () => ({ ...stats, clients: clients.size }),
     /** False when this instance is at its stream limit (or shutting down): answer 503 instead. */
     hasRoom: () => !closing && clients.size < options.maxClients,
-    /** False when this address already holds its share of streams: answer 429. */
-    ipHasRoom: (ip: string) => (perIp.get(ip) ?? 0) < options.perIp,
+    /** False when this client key already holds its share of streams: answer 429. */
+    ipHasRoom: (client: string) => (perIp.get(client) ?? 0) < options.perIp,
     /** Takes over an HTTP response whose headers are already set, until the client goes away. */
     attach(res: ServerResponse, lastEventId: string | undefined, ip: string): void {
       const client: Client = { res };

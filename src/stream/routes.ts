@@ -3,15 +3,24 @@ import { HttpError, unavailable } from '../errors';
 import type { StreamHub } from './hub';
 
 /** GET /scores/stream: Server-Sent Events carrying the same snapshot and version as /scores/top. */
-export function streamRoutes(router: Router, deps: { hub: StreamHub; retryAfterS: number }) {
+export function streamRoutes(
+  router: Router,
+  deps: {
+    hub: StreamHub;
+    retryAfterS: number;
+    /** The key stream slots are counted under (the read limit's key too). */
+    clientKey: (ip: string) => string;
+  },
+) {
   router.get('/scores/stream', (ctx) => {
+    const client = deps.clientKey(ctx.ip);
     if (!deps.hub.hasRoom()) {
       throw unavailable(
         'This instance has no room for another stream; poll /scores/top instead.',
         deps.retryAfterS,
       );
     }
-    if (!deps.hub.ipHasRoom(ctx.ip)) {
+    if (!deps.hub.ipHasRoom(client)) {
       throw new HttpError(
         429,
         'Too Many Requests',
@@ -32,6 +41,6 @@ export function streamRoutes(router: Router, deps: { hub: StreamHub; retryAfterS
       Connection: 'keep-alive',
     });
     ctx.status = 200; // for the access log
-    deps.hub.attach(res, ctx.get('last-event-id') || undefined, ctx.ip);
+    deps.hub.attach(res, ctx.get('last-event-id') || undefined, client);
   });
 }

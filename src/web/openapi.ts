@@ -77,6 +77,11 @@ export function openApiDocument(config: Config): Json {
       parameters: parameters(),
       responses: responses(),
       securitySchemes: {
+        metricsAuth: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'The operator token METRICS_TOKEN (an opaque string, not a JWT), for /metrics only.',
+        },
         bearerAuth: {
           type: 'http',
           scheme: 'bearer',
@@ -379,7 +384,11 @@ function standing(): Json {
     tags: ['Scores'],
     operationId: 'getUserStanding',
     summary: "One user's score and rank",
-    description: 'Public. From Redis, or from MySQL when Redis cannot answer.',
+    description:
+      'Public. From Redis; a user the complete mirror does not hold is 404 without asking MySQL. Only while ' +
+      'the mirror cannot answer (Redis down, mirror rebuilding) does MySQL answer, at most ' +
+      'DB_FALLBACK_CONCURRENCY such reads at once per instance (503 with Retry-After past it), each answer ' +
+      'reused for DB_FALLBACK_CACHE_MS.',
     responses: {
       '200': {
         description: "The user's standing.",
@@ -392,8 +401,13 @@ function standing(): Json {
         }),
       },
       '400': r('BadRequest'),
-      '404': { ...(r('NotFound') as Json), description: 'Unknown or banned user.' },
-      '503': r('ServiceUnavailable'),
+      '404': { ...(r('NotFound') as Json), description: 'Unknown, never scored or banned user.' },
+      '503': {
+        ...(r('ServiceUnavailable') as Json),
+        description:
+          'The mirror cannot answer and this instance already runs DB_FALLBACK_CONCURRENCY MySQL fallbacks, ' +
+          'or MySQL is unreachable. Retry after `Retry-After` seconds.',
+      },
       ...apiErrors,
     },
   };
@@ -489,6 +503,7 @@ function readyz(): Json {
     tags: ['Operations'],
     operationId: 'readyz',
     summary: 'Readiness: MySQL reachable and not shutting down',
+    description: 'MySQL is pinged at most once per READYZ_CACHE_MS, however many probes arrive.',
     responses: {
       '200': {
         description: 'Ready (with Redis unreachable: `degraded`, still ready).',
@@ -509,6 +524,10 @@ function metrics(): Json {
     tags: ['Operations'],
     operationId: 'metrics',
     summary: 'Prometheus metrics',
+    description:
+      'With METRICS_TOKEN set, only for `Authorization: Bearer <METRICS_TOKEN>`. With METRICS_PORT set, served ' +
+      'on that port only (and 404 here). The shipped nginx configuration never exposes it.',
+    security: [{}, { metricsAuth: [] }],
     responses: {
       '200': {
         description: 'The Prometheus text exposition format (`text/plain; version=0.0.4`).',
@@ -519,6 +538,10 @@ function metrics(): Json {
             example: '# TYPE http_request_duration_seconds histogram\n...',
           },
         },
+      },
+      '401': {
+        ...(r('Unauthorized') as Json),
+        description: 'METRICS_TOKEN is set and the request does not carry it.',
       },
     },
   };
