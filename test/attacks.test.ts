@@ -20,12 +20,13 @@ import {
 } from './helpers/assertions';
 import { isolatedStore, testDb, withScratchDatabase } from './helpers/database';
 import { waitForMirror } from './helpers/mirror';
-import { TEST_SECRET, testConfig, tokenFor, uniqueUser } from './helpers/env';
+import { TEST_DATABASE_URL, TEST_SECRET, testConfig, tokenFor, uniqueUser } from './helpers/env';
 import { eventually, startInstance, type Instance } from './helpers/instance';
 import { spawnServer } from './helpers/process';
 import supertest from 'supertest';
 import { startServer } from '../src/server';
 import { openRawStream } from './helpers/sse';
+import { startTcpProxy } from './helpers/tcp-proxy';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { Counter } from 'prom-client';
@@ -1226,8 +1227,16 @@ describe('security hardening: limits and cost', function () {
     }
 
     it('with Redis down, concurrent public user reads run at most DB_FALLBACK_CONCURRENCY MySQL queries at once', async () => {
+      // MySQL behind a slow link, so 40 reads at once surely meet a full fallback, whatever the machine's load.
+      const slow = await startTcpProxy({
+        host: '127.0.0.1',
+        port: Number(new URL(TEST_DATABASE_URL).port || 3306),
+      });
+      const viaSlow = new URL(TEST_DATABASE_URL);
+      viaSlow.port = String(slow.port);
       const c = await startInstance({
         REDIS_URL: 'redis://127.0.0.1:1/0', // nothing listens there: the mirror is never ready
+        DATABASE_URL: viaSlow.toString(),
         DB_FALLBACK_CONCURRENCY: '2',
         DB_FALLBACK_CACHE_MS: '10000',
       });
@@ -1237,9 +1246,11 @@ describe('security hardening: limits and cost', function () {
         const users = Array.from({ length: 20 }, () => uniqueUser('fallback'));
         for (const [i, u] of users.entries()) await addPoints(c, u, 1 + i);
         watch.stats.total = 0;
+        slow.setLatency(100);
         const responses = await Promise.all(
           [...users, ...users].map((u) => c.request.get(`/api/v1/scores/users/${u}`)),
         );
+        slow.setLatency(0);
         expect(watch.stats.maxInFlight, 'fallback statements in flight at once').to.be.within(1, 2);
         const ok = responses.filter((r) => r.status === 200);
         const busy = responses.filter((r) => r.status === 503);
@@ -1269,6 +1280,7 @@ describe('security hardening: limits and cost', function () {
       } finally {
         watch.stop();
         await c.close();
+        await slow.close();
       }
     });
 

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import { expect } from 'chai';
 import { adminToken, addPoints, addToTop } from './helpers/api';
-import { TEST_SECRET, tokenFor, uniqueUser } from './helpers/env';
+import { TEST_DATABASE_URL, TEST_SECRET, tokenFor, uniqueUser } from './helpers/env';
 import { eventually, startInstance, type Instance } from './helpers/instance';
 import { spawnServer } from './helpers/process';
 import { startTcpProxy } from './helpers/tcp-proxy';
@@ -197,7 +197,7 @@ describe('operations', function () {
       const mysql = await startTcpProxy({ host: '127.0.0.1', port: 3306 });
       const redis = await startTcpProxy({ host: '127.0.0.1', port: 6379 });
       const app = await startInstance({
-        DATABASE_URL: `mysql://root@127.0.0.1:${mysql.port}/${new URL(process.env.TEST_DATABASE_URL ?? 'mysql://x/scoreboard_test').pathname.slice(1)}`,
+        DATABASE_URL: `mysql://root@127.0.0.1:${mysql.port}/${new URL(TEST_DATABASE_URL).pathname.slice(1)}`,
         REDIS_URL: `redis://127.0.0.1:${redis.port}/0`,
         DATABASE_TIMEOUT_MS: '500',
       });

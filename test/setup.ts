@@ -1,4 +1,4 @@
-import { deleteRunKeys, prepareTestDatabase } from './helpers/database';
+import { deleteRunKeys, dropTestDatabase, prepareTestDatabase } from './helpers/database';
 
 /** Root hooks: create and migrate the test database once; remove this run's Redis keys at the end. */
 export const mochaHooks = {
@@ -8,5 +8,6 @@ export const mochaHooks = {
   },
   async afterAll() {
     await deleteRunKeys();
+    await dropTestDatabase();
   },
 };

@@ -3,10 +3,29 @@ import type { Middleware } from 'koa';
 import type { CallerLoader } from '../auth/caller';
 import { authenticate, type TokenVerifier } from '../auth/tokens';
 import { readJsonBody } from '../body';
-import { badRequest, forbidden, unavailable } from '../errors';
+import { badRequest, forbidden, HttpError, notFound, unavailable, unprocessable } from '../errors';
 import { validate } from '../validation';
 import { ACTION_ID, updateBodySchema } from './schemas';
 import type { ScoreService } from './service';
+import type { RejectReason } from './store';
+
+/** What each of the store's reasons means to an HTTP caller. */
+function rejection(reason: RejectReason, userId: string): HttpError {
+  switch (reason) {
+    case 'actor_banned':
+      return forbidden('This account is banned.');
+    case 'actor_not_admin':
+      return forbidden('This account is no longer an admin.');
+    case 'unknown_user':
+      return notFound(`User "${userId}" does not exist.`);
+    case 'target_banned':
+      return forbidden('This account is banned from scoring.');
+    case 'out_of_range':
+      return unprocessable('The new total would leave the supported score range.');
+    case 'conflicting_replay':
+      return unprocessable('This actionId was already used for this user with a different scoreIncrement.');
+  }
+}
 
 export function scoreWriteRoutes(
   router: Router,
@@ -52,7 +71,7 @@ export function scoreWriteRoutes(
     });
     if (outcome.kind === 'overloaded')
       throw unavailable('Too many score updates are waiting; retry shortly.', deps.retryAfterS);
-    if (outcome.kind === 'rejected') throw outcome.error;
+    if (outcome.kind === 'rejected') throw rejection(outcome.reason, userId);
     if (outcome.kind === 'replayed') ctx.set('Idempotent-Replayed', 'true');
     ctx.status = outcome.kind === 'applied' ? 201 : 200;
     ctx.body = outcome.result;

@@ -1,5 +1,4 @@
 import type { Db } from '../db';
-import { forbidden, notFound, unprocessable, type HttpError } from '../errors';
 import { ABOVE_SQL, rankFromAbove } from '../leaderboard/ranking';
 import type { MirrorEntry, RankQuery } from './mirror';
 
@@ -22,7 +21,19 @@ export interface UpdateResult {
 export type DeltaOutcome =
   | { kind: 'applied'; result: UpdateResult }
   | { kind: 'replayed'; result: UpdateResult }
-  | { kind: 'rejected'; error: HttpError };
+  | { kind: 'rejected'; reason: RejectReason };
+
+/**
+ * Why the store refused a delta, decided under the users' locks. Domain reasons, not HTTP: the route (or any
+ * other intake) decides what each one means to its caller (src/scores/routes.ts).
+ */
+export type RejectReason =
+  | 'actor_banned'
+  | 'actor_not_admin'
+  | 'unknown_user'
+  | 'target_banned'
+  | 'out_of_range'
+  | 'conflicting_replay';
 
 /** Ranks for new scores, given the batch's own pending states; null when the caller must ask MySQL. */
 export type RankSource = (queries: RankQuery[], pending: MirrorEntry[]) => Promise<number[] | null>;
@@ -204,7 +215,7 @@ async function applyInTransaction(
     const current = running.get(req.userId) ?? Number(user!.score);
     const scoreAfter = current + req.delta;
     if (!Number.isSafeInteger(scoreAfter)) {
-      outcomes.push(rejected(unprocessable('The new total would leave the supported score range.')));
+      outcomes.push(rejected('out_of_range'));
       continue;
     }
     running.set(req.userId, scoreAfter);
@@ -217,25 +228,24 @@ async function applyInTransaction(
   function decide(req: DeltaRequest, user: UserRow | undefined) {
     if (req.actorIsAdmin) {
       const actor = actors.get(req.actorId);
-      if (actor?.status !== 'active') return rejected(forbidden('This account is banned.'));
-      if (actor.role !== 'admin') return rejected(forbidden('This account is no longer an admin.'));
+      if (actor?.status !== 'active') return rejected('actor_banned');
+      if (actor.role !== 'admin') return rejected('actor_not_admin');
     }
-    if (!user) return rejected(notFound(`User "${req.userId}" does not exist.`));
-    if (user.status !== 'active' && !req.actorIsAdmin)
-      return rejected(forbidden('This account is banned from scoring.'));
+    if (!user) return rejected('unknown_user');
+    if (user.status !== 'active' && !req.actorIsAdmin) return rejected('target_banned');
     if (req.actionId === undefined) return undefined;
     const k = key(req.userId, req.actorId, req.actionId);
     const prior = existing.get(k);
     if (prior) {
       return Number(prior.delta) === req.delta
         ? { kind: 'replayed' as const, result: fromEvent(prior) }
-        : rejected(conflictingReplay());
+        : rejected('conflicting_replay');
     }
     const leader = firstInBatch.get(k);
     if (leader === undefined) return undefined;
     return requests[leader].delta === req.delta
       ? { kind: 'follow' as const, of: leader }
-      : rejected(conflictingReplay());
+      : rejected('conflicting_replay');
   }
 
   const mirror: MirrorEntry[] = [...running].map(([userId, score]) => {
@@ -346,6 +356,4 @@ function fromEvent(e: EventRow): UpdateResult {
 const key = (userId: string, actorId: string, actionId: string) =>
   `${userId}\u0000${actorId}\u0000${actionId}`;
 const placeholders = (n: number) => new Array(n).fill('?').join(', ');
-const rejected = (error: HttpError): DeltaOutcome => ({ kind: 'rejected', error });
-const conflictingReplay = () =>
-  unprocessable('This actionId was already used for this user with a different scoreIncrement.');
+const rejected = (reason: RejectReason): DeltaOutcome => ({ kind: 'rejected', reason });

@@ -3,7 +3,7 @@ import { knexConfig, parseDatabaseUrl } from '../../knexfile';
 import { createDatabase, migrateLatest } from '../../src/cli/db';
 import { TEST_ADMIN } from './api';
 import { ensureAdmin } from './assertions';
-import { RUN_PREFIX, TEST_DATABASE_URL, TEST_REDIS_URL } from './env';
+import { OWN_TEST_DATABASE, RUN_PREFIX, TEST_DATABASE_URL, TEST_REDIS_URL } from './env';
 import { deleteKeysWithPrefix } from '../../src/redis';
 
 /** A plain knex handle on the test database, for assertions. */
@@ -15,6 +15,17 @@ export async function prepareTestDatabase(): Promise<void> {
   const db = testDb();
   try {
     await ensureAdmin(db, TEST_ADMIN, 'Test Admin');
+  } finally {
+    await db.destroy();
+  }
+}
+
+/** Drops the run's own test database (never one named by TEST_DATABASE_URL). */
+export async function dropTestDatabase(): Promise<void> {
+  if (!OWN_TEST_DATABASE) return;
+  const db = testDb();
+  try {
+    await dropDatabase(db, TEST_DATABASE_URL);
   } finally {
     await db.destroy();
   }

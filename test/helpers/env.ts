@@ -2,12 +2,18 @@ import { randomBytes } from 'node:crypto';
 import { loadConfig, type Config } from '../../src/config';
 import { signToken } from '../../src/auth/tokens';
 
-/** Tests run against their own database and their own Redis key prefix on the shared servers. */
+/**
+ * Tests run against their own database and their own Redis key prefix on the shared servers. Each run gets a
+ * fresh database (dropped at the end; TEST_DATABASE_URL names a fixed one instead, which is kept), so no run
+ * sees another's rows, and runs side by side (two worktrees, CI and a developer) do not collide.
+ */
+const RUN_ID = `${process.pid}_${randomBytes(3).toString('hex')}`;
+export const OWN_TEST_DATABASE = process.env.TEST_DATABASE_URL === undefined;
 export const TEST_DATABASE_URL =
-  process.env.TEST_DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/scoreboard_test';
+  process.env.TEST_DATABASE_URL ?? `mysql://root@127.0.0.1:3306/scoreboard_test_${RUN_ID}`;
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
 export const TEST_SECRET = 'test-secret-that-is-long-enough-for-hs256!!';
-export const RUN_PREFIX = `sbtest:${process.pid}:${randomBytes(3).toString('hex')}:`;
+export const RUN_PREFIX = `sbtest:${RUN_ID.replace('_', ':')}:`;
 
 export const baseEnv: Record<string, string> = {
   NODE_ENV: 'test',
