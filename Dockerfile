@@ -32,4 +32,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
 
 # Production entry point: refuses to start without JWT configuration.
 # Migrations from the same image: docker run --rm -e DATABASE_URL=... IMAGE node dist/src/cli/db.js migrate
-CMD ["node", "dist/src/server.js"]
+CMD ["node", "dist/src/main.js"]

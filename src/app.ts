@@ -4,22 +4,22 @@ import cors from '@koa/cors';
 import type { Redis } from 'ioredis';
 import { cheatRoutes } from './cheat/routes';
 import type { Config } from './config';
-import type { Db } from './db';
-import { problemMiddleware } from './errors';
-import type { Logger } from './logger';
-import { metricsMiddleware } from './metrics';
+import type { Db } from './platform/db';
+import { problemMiddleware } from './http/errors';
+import type { Logger } from './platform/logger';
+import { metricsMiddleware } from './platform/metrics';
 import { opsRoutes } from './ops/routes';
 import { redisKeys } from './leaderboard/ranking';
-import { clientKey } from './rate-limit/client-key';
-import { createLimiter } from './rate-limit/limiter';
-import { requestContext } from './request-context';
-import { lenientPath, ROUTER_OPTIONS } from './routing';
-import { scoreReadRoutes } from './scores/read-routes';
-import { scoreWriteRoutes } from './scores/routes';
-import { securityHeaders } from './security-headers';
+import { clientKey } from './http/rate-limit/client-key';
+import { createLimiter } from './http/rate-limit/limiter';
+import { requestContext } from './http/request-context';
+import { lenientPath, ROUTER_OPTIONS } from './http/routing';
+import { scoreReadRoutes } from './leaderboard/read/routes';
+import { scoreWriteRoutes } from './leaderboard/write/routes';
+import { securityHeaders } from './http/security-headers';
 import type { Services } from './services';
-import { snapshotRoutes } from './snapshot/routes';
-import { streamRoutes } from './stream/routes';
+import { snapshotRoutes } from './leaderboard/snapshot/routes';
+import { streamRoutes } from './transports/sse/routes';
 import { userRoutes } from './users/routes';
 import { webRoutes } from './web/routes';
 
@@ -41,7 +41,7 @@ const EXPOSED = [
   'RateLimit-Reset',
 ];
 
-/** Builds the Koa app from its dependencies. It never listens: src/server.ts does. */
+/** Builds the Koa app from its dependencies. It never listens: src/main.ts does. */
 export function createApp(deps: AppDeps): Koa {
   const { config, logger } = deps;
   const app = new Koa();
@@ -67,7 +67,7 @@ export function createApp(deps: AppDeps): Koa {
     name: 'reads',
     max: config.rateLimit.readsPerMin,
     durationMs: 60_000,
-    // The same key the stream slots use (src/rate-limit/client-key.ts): IPv6 by network, IPv4 by address.
+    // The same key the stream slots use (src/http/rate-limit/client-key.ts): IPv6 by network, IPv4 by address.
     id: (ctx) => clientKey(ctx.ip, config.rateLimit.ipv6Prefix),
     logger,
     onLimited: () => deps.metrics.rateLimited.inc({ limit: 'reads' }),
@@ -95,7 +95,7 @@ export function createApp(deps: AppDeps): Koa {
     isShuttingDown: deps.isShuttingDown,
     timeoutMs: config.databaseTimeoutMs,
     readyzCacheMs: config.readyzCacheMs,
-    // With METRICS_PORT, src/server.ts serves /metrics on that port and the main port does not know it.
+    // With METRICS_PORT, src/main.ts serves /metrics on that port and the main port does not know it.
     metrics:
       config.metricsPort === undefined
         ? { metrics: deps.metrics, collect: deps.collect, token: config.metricsToken }

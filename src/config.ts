@@ -124,7 +124,7 @@ const schema = Joi.object({
   MIRROR_SYNC_INTERVAL_MS: Joi.number().integer().min(100).default(2000),
   MIRROR_SYNC_WINDOW_MS: Joi.number().integer().min(1000).default(10_000),
   WRITE_BATCH_MAX: Joi.number().integer().min(1).max(500).default(50),
-  // Group commit (src/scores/write-queue.ts): a partial batch waits up to WRITE_BATCH_WAIT_MS for the running
+  // Group commit (src/leaderboard/write/write-queue.ts): a partial batch waits up to WRITE_BATCH_WAIT_MS for the running
   // transaction before starting beside it; full batches start at once, up to WRITE_CONCURRENCY in flight.
   // 5 ms and 2 gave the biggest batches and the best throughput on 2 cores (BENCHMARKS.md).
   WRITE_BATCH_WAIT_MS: Joi.number().integer().min(0).max(1000).default(5),

@@ -3,15 +3,15 @@ import { createCallerLoader } from './auth/caller';
 import { createTokenVerifier } from './auth/tokens';
 import { createCheatDetector } from './cheat/detector';
 import type { Config } from './config';
-import type { Db } from './db';
-import type { Logger } from './logger';
-import { createMetrics } from './metrics';
-import { createDbFallback } from './scores/db-fallback';
-import { createMirror, type Standing } from './scores/mirror';
-import { createScoreService } from './scores/service';
-import type { DeltaOutcome, DeltaRequest } from './scores/store';
-import { createSnapshotEngine } from './snapshot/engine';
-import { createStreamHub } from './stream/hub';
+import type { Db } from './platform/db';
+import type { Logger } from './platform/logger';
+import { createMetrics } from './platform/metrics';
+import { createDbFallback } from './leaderboard/read/db-fallback';
+import { createMirror, type Standing } from './leaderboard/cache/mirror';
+import { createScoreService } from './leaderboard/write/service';
+import type { DeltaOutcome, DeltaRequest } from './leaderboard/write/store';
+import { createSnapshotEngine } from './leaderboard/snapshot/engine';
+import { createStreamHub } from './transports/sse/hub';
 
 export interface ServiceHooks {
   afterCommit?: () => Promise<void> | void;

@@ -24,17 +24,17 @@ import { TEST_DATABASE_URL, TEST_SECRET, testConfig, tokenFor, uniqueUser } from
 import { eventually, startInstance, type Instance } from './helpers/instance';
 import { spawnServer } from './helpers/process';
 import supertest from 'supertest';
-import { startServer } from '../src/server';
+import { startServer } from '../src/main';
 import { openRawStream } from './helpers/sse';
 import { startTcpProxy } from './helpers/tcp-proxy';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { Counter } from 'prom-client';
 import { createCheatDetector } from '../src/cheat/detector';
-import { createDb } from '../src/db';
-import { createMetrics } from '../src/metrics';
-import { createRedis, markRedisFailure, redisReady } from '../src/redis';
-import { clientKey } from '../src/rate-limit/client-key';
+import { createDb } from '../src/platform/db';
+import { createMetrics } from '../src/platform/metrics';
+import { createRedis, markRedisFailure, redisReady } from '../src/platform/redis';
+import { clientKey } from '../src/http/rate-limit/client-key';
 
 /**
  * The attack suite: what test/auth.test.ts (alg none, HS/RS confusion, wrong algorithm, tampering, expiry,

@@ -126,8 +126,8 @@ describe('deployment files', () => {
     it('exposes the port and starts the built server, whose source exists', () => {
       expect(instr('EXPOSE').join(' ')).to.match(/\b3000\b/);
       const [cmd] = instr('CMD');
-      expect(JSON.parse(cmd.slice(4))).to.deep.equal(['node', 'dist/src/server.js']);
-      expect(fs.existsSync(sourceOf('dist/src/server.js'))).to.equal(true);
+      expect(JSON.parse(cmd.slice(4))).to.deep.equal(['node', 'dist/src/main.js']);
+      expect(fs.existsSync(sourceOf('dist/src/main.js'))).to.equal(true);
       expect(fs.existsSync(sourceOf('dist/src/cli/db.js'))).to.equal(true);
     });
 

@@ -66,7 +66,7 @@ describe('MySQL unreachable', () => {
     expect(await mysqlScore(db, u)).to.equal('5');
   });
 
-  // Every statement has a deadline of DATABASE_TIMEOUT_MS (src/db.ts): without it a MySQL that accepts packets
+  // Every statement has a deadline of DATABASE_TIMEOUT_MS (src/platform/db.ts): without it a MySQL that accepts packets
   // but never answers (a network partition) hung a write forever, and shutdown with it. test/faults.test.ts
   // runs the same fault under load and heals it without resetting the hung connections.
   it('answers 503 with Retry-After when MySQL accepts connections but never answers', async () => {

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { createApp, listRoutes } from '../src/app';
-import { createDb } from '../src/db';
-import { createLogger } from '../src/logger';
-import { createRedis } from '../src/redis';
+import { createDb } from '../src/platform/db';
+import { createLogger } from '../src/platform/logger';
+import { createRedis } from '../src/platform/redis';
 import { createServices } from '../src/services';
 import { openApiDocument } from '../src/web/openapi';
 import { testConfig } from './helpers/env';

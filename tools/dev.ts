@@ -1,6 +1,6 @@
 import { parseDatabaseUrl } from '../knexfile';
 import { loadConfigOrExit, type Config } from '../src/config';
-import { runUntilSignalled, startServer } from '../src/server';
+import { runUntilSignalled, startServer } from '../src/main';
 import { createDatabase, migrateLatest, runSeeds } from '../src/cli/db';
 import { DEV_JWT_SECRET, mintToken, TokenCliError } from './token';
 

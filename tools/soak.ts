@@ -1,5 +1,5 @@
 /**
- * Soak test: `npm run soak -- --minutes N` starts the real service (src/server.ts, as `npm start` runs it) on a
+ * Soak test: `npm run soak -- --minutes N` starts the real service (src/main.ts, as `npm start` runs it) on a
  * database and Redis key prefix of its own, drives mixed load at it (writes with idempotent retries, ETag polls,
  * user and history reads, SSE subscribers that come and go), samples memory and latency every interval, and
  * exits non-zero when:
@@ -28,8 +28,8 @@ import knex from 'knex';
 import { knexConfig } from '../knexfile';
 import { signToken } from '../src/auth/tokens';
 import { createDatabase, migrateLatest } from '../src/cli/db';
-import { readSnapshot } from '../src/snapshot/engine';
-import { deleteKeysWithPrefix } from '../src/redis';
+import { readSnapshot } from '../src/leaderboard/snapshot/engine';
+import { deleteKeysWithPrefix } from '../src/platform/redis';
 import { redisKeys } from '../src/leaderboard/ranking';
 
 const { values: args } = parseArgs({
@@ -176,7 +176,7 @@ async function run(state: { cleanup: () => Promise<void> }): Promise<number> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   let serverLog = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'src', 'server.ts')], {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'src', 'main.ts')], {
     env: {
       ...process.env,
       NODE_ENV: 'production',

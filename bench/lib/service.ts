@@ -22,7 +22,7 @@ export interface RunningService extends NodeChild {
 }
 
 /**
- * Starts the real entry point (`node --import tsx src/server.ts`) as a child, the way production runs it,
+ * Starts the real entry point (`node --import tsx src/main.ts`) as a child, the way production runs it,
  * with limits raised so the bench measures the service and not its abuse protection: rate limits, the SSE
  * client cap and the cheat flagging threshold. Access logs are off (LOG_LEVEL=warn); BENCHMARKS.md says
  * what they cost.
@@ -34,7 +34,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   try {
     // The mirror sets this key once it has been rebuilt from MySQL: a fresh one tells us the service is ready.
     await redis.del(redisKeys(opts.redisPrefix).mirrorReady);
-    const child = spawnNode(path.join(ROOT, 'src/server.ts'), {
+    const child = spawnNode(path.join(ROOT, 'src/main.ts'), {
       nodeArgs: opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : [],
       env: {
         NODE_ENV: 'production',

@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { Redis } from 'ioredis';
-import { createMirror } from '../../src/scores/mirror';
+import { createMirror } from '../../src/leaderboard/cache/mirror';
 import { benchDb, createBenchDatabase, deleteKeys, seedUsers, tokensFor, userId } from '../lib/data';
 import { mb, round, type BenchContext, type Row, type ScenarioResult } from '../lib/context';
 import { interleaved, type Measured } from '../lib/load';

@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
-import type { Db } from '../db';
-import { forbidden } from '../errors';
+import type { Db } from '../platform/db';
+import { forbidden } from '../http/errors';
 import { findUser, provisionUser, type User } from '../users/store';
 import type { TokenClaims, TokenVerifier } from './tokens';
 
@@ -14,7 +14,7 @@ const MAX_CACHED_USERS = 100_000;
  * With `cacheTtlMs > 0` a user's row (role, status) is kept in memory for that long, so a busy player costs
  * one `SELECT ... FROM users` per TTL instead of one per request. How fresh that is, and why it is safe:
  * - Bans stop writes at once, on every instance, cache or not: the write transaction re-reads the target's
- *   and an admin actor's status under lock (src/scores/store.ts). Only reads that need a token (a player's
+ *   and an admin actor's status under lock (src/leaderboard/write/store.ts). Only reads that need a token (a player's
  *   own history) may still be answered to a banned user for up to the TTL.
  * - Role changes reach other instances within the TTL: a demoted admin's writes are refused at once (the
  *   transaction re-checks an admin actor's role), other admin routes honour the old role for up to the TTL.

@@ -2,7 +2,7 @@ import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import type { Context, Middleware } from 'koa';
 import type { Config } from '../config';
-import { unauthorized } from '../errors';
+import { unauthorized } from '../http/errors';
 import { normalizeDisplayName } from '../users/display-name';
 
 /**

@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { rawRows, type Db } from '../db';
-import type { Metrics } from '../metrics';
-import { markRedisFailure, redisReady } from '../redis';
+import { rawRows, type Db } from '../platform/db';
+import type { Metrics } from '../platform/metrics';
+import { markRedisFailure, redisReady } from '../platform/redis';
 
 export type FlagReason = 'points_rate' | 'rate_limited';
 

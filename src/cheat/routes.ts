@@ -2,9 +2,9 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { CallerLoader } from '../auth/caller';
 import { authenticate, type TokenVerifier } from '../auth/tokens';
-import { forbidden, notFound } from '../errors';
+import { forbidden, notFound } from '../http/errors';
 import { userIdParam } from '../users/routes';
-import { validate } from '../validation';
+import { validate } from '../http/validation';
 import type { CheatDetector } from './detector';
 
 /** Admin: list cheat flags (newest first) and clear a user's flags. */

@@ -1,9 +1,9 @@
 import pino from 'pino';
 import { loadDatabaseConfig, loadSettings } from '../config';
-import { createDb } from '../db';
-import { createRedis } from '../redis';
-import { createMirror } from '../scores/mirror';
-import { createSnapshotEngine } from '../snapshot/engine';
+import { createDb } from '../platform/db';
+import { createRedis } from '../platform/redis';
+import { createMirror } from '../leaderboard/cache/mirror';
+import { createSnapshotEngine } from '../leaderboard/snapshot/engine';
 
 /**
  * `npm run cache:rebuild`: copies every user's committed score from MySQL into the Redis mirror and publishes

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { USER_ID_PATTERN } from '../auth/tokens';
 import { loadDatabaseConfig } from '../config';
-import { createDb, rawRows, type Db } from '../db';
+import { createDb, rawRows, type Db } from '../platform/db';
 import { checkDisplayName, DISPLAY_NAME_PROBLEMS } from '../users/display-name';
 import { promoteUser, updateUser } from '../users/store';
 

@@ -2,13 +2,13 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import Koa from 'koa';
 import Router from '@koa/router';
 import type { Redis } from 'ioredis';
-import type { Db } from '../db';
-import { problemMiddleware, unauthorized } from '../errors';
-import type { Logger } from '../logger';
-import type { Metrics } from '../metrics';
-import { redisReady } from '../redis';
-import { requestContext } from '../request-context';
-import { ROUTER_OPTIONS } from '../routing';
+import type { Db } from '../platform/db';
+import { problemMiddleware, unauthorized } from '../http/errors';
+import type { Logger } from '../platform/logger';
+import type { Metrics } from '../platform/metrics';
+import { redisReady } from '../platform/redis';
+import { requestContext } from '../http/request-context';
+import { ROUTER_OPTIONS } from '../http/routing';
 
 export interface MetricsDeps {
   metrics: Metrics;
@@ -27,7 +27,7 @@ export function opsRoutes(deps: {
   isShuttingDown: () => boolean;
   timeoutMs: number;
   readyzCacheMs: number;
-  /** Undefined when metrics are served on METRICS_PORT instead (src/server.ts). */
+  /** Undefined when metrics are served on METRICS_PORT instead (src/main.ts). */
   metrics?: MetricsDeps;
 }): Router {
   const router = new Router(ROUTER_OPTIONS);

@@ -2,11 +2,11 @@ import Router from '@koa/router';
 import Joi from 'joi';
 import type { CallerLoader } from '../auth/caller';
 import { authenticate, USER_ID_PATTERN, type TokenVerifier } from '../auth/tokens';
-import { readJsonBody } from '../body';
-import type { Db } from '../db';
-import { conflict, forbidden, notFound, unprocessable } from '../errors';
-import type { Mirror } from '../scores/mirror';
-import { validate } from '../validation';
+import { readJsonBody } from '../http/body';
+import type { Db } from '../platform/db';
+import { conflict, forbidden, notFound, unprocessable } from '../http/errors';
+import type { Mirror } from '../leaderboard/cache/mirror';
+import { validate } from '../http/validation';
 import { checkDisplayName, DISPLAY_NAME_PROBLEMS } from './display-name';
 import { updateUser, type UserChanges } from './store';
 

@@ -1,4 +1,4 @@
-import { rawRows, type Db } from '../db';
+import { rawRows, type Db } from '../platform/db';
 
 export interface User {
   id: string;

@@ -2,9 +2,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import Router from '@koa/router';
 import type { Config } from '../config';
-import { notFound } from '../errors';
+import { notFound } from '../http/errors';
 import { openApiDocument } from './openapi';
-import { DOCS_CSP, PAGE_CSP, setDocumentHeaders } from './security-headers';
+import { DOCS_CSP, PAGE_CSP, setDocumentHeaders } from './page-headers';
 import {
   contentTypeFor,
   findPublicDir,

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { Context } from 'koa';
-import { etagFor, ifNoneMatchHits } from '../snapshot/etag';
+import { etagFor, ifNoneMatchHits } from '../http/etag';
 
 /** A file held in memory with its validator, and a gzip copy when that is worth sending. */
 export interface StaticFile {

@@ -2,10 +2,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import supertest from 'supertest';
 import { createApp } from '../../src/app';
-import { createDb, type Db } from '../../src/db';
-import { createLogger } from '../../src/logger';
-import { createRedis } from '../../src/redis';
-import { applyServerLimits } from '../../src/server-limits';
+import { createDb, type Db } from '../../src/platform/db';
+import { createLogger } from '../../src/platform/logger';
+import { createRedis } from '../../src/platform/redis';
+import { applyServerLimits } from '../../src/http/server-limits';
 import { createServices, type ServiceHooks } from '../../src/services';
 import { testConfig } from './env';
 
@@ -13,7 +13,7 @@ export type Instance = Awaited<ReturnType<typeof startInstance>>;
 
 /**
  * One running instance of the service (its own pools, loops and HTTP server on an ephemeral port) wired
- * exactly as src/server.ts wires it. Several can run side by side on the same MySQL and Redis.
+ * exactly as src/main.ts wires it. Several can run side by side on the same MySQL and Redis.
  */
 export async function startInstance(env: Record<string, string | undefined> = {}, hooks: ServiceHooks = {}) {
   const config = testConfig(env);

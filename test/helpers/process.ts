@@ -13,12 +13,12 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** The real entry point (src/server.ts) in a child process, as `npm start` runs it, with its output kept. */
+/** The real entry point (src/main.ts) in a child process, as `npm start` runs it, with its output kept. */
 export async function spawnServer(env: Record<string, string> = {}) {
   const port = await freePort();
   const child: ChildProcess = spawn(
     process.execPath,
-    ['--import', 'tsx', path.join(__dirname, '..', '..', 'src', 'server.ts')],
+    ['--import', 'tsx', path.join(__dirname, '..', '..', 'src', 'main.ts')],
     {
       env: { ...process.env, ...baseEnv, PORT: String(port), LOG_LEVEL: 'warn', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,6 +1,6 @@
-import type { Db } from '../db';
-import { ABOVE_SQL, rankFromAbove } from '../leaderboard/ranking';
-import type { MirrorEntry, RankQuery } from './mirror';
+import type { Db } from '../../platform/db';
+import { ABOVE_SQL, rankFromAbove } from '../ranking';
+import type { MirrorEntry, RankQuery } from '../cache/mirror';
 
 export interface DeltaRequest {
   userId: string;
@@ -25,7 +25,7 @@ export type DeltaOutcome =
 
 /**
  * Why the store refused a delta, decided under the users' locks. Domain reasons, not HTTP: the route (or any
- * other intake) decides what each one means to its caller (src/scores/routes.ts).
+ * other intake) decides what each one means to its caller (src/leaderboard/write/routes.ts).
  */
 export type RejectReason =
   | 'actor_banned'

@@ -1,13 +1,13 @@
 import Router from '@koa/router';
 import Joi from 'joi';
-import type { CallerLoader } from '../auth/caller';
-import { authenticate, type TokenVerifier } from '../auth/tokens';
-import type { Db } from '../db';
-import { forbidden, notFound, unavailable } from '../errors';
-import { userIdParam } from '../users/routes';
-import { validate } from '../validation';
+import type { CallerLoader } from '../../auth/caller';
+import { authenticate, type TokenVerifier } from '../../auth/tokens';
+import type { Db } from '../../platform/db';
+import { forbidden, notFound, unavailable } from '../../http/errors';
+import { userIdParam } from '../../users/routes';
+import { validate } from '../../http/validation';
 import type { DbFallback } from './db-fallback';
-import type { Mirror, Standing } from './mirror';
+import type { Mirror, Standing } from '../cache/mirror';
 import { userHistory, userStandingFromDatabase } from './queries';
 
 const historyQuery = Joi.object({

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import { HttpError, unavailable } from '../errors';
+import { HttpError, unavailable } from '../../http/errors';
 import type { StreamHub } from './hub';
 
 /** GET /scores/stream: Server-Sent Events carrying the same snapshot and version as /scores/top. */

@@ -1,14 +1,14 @@
-import { applyServerLimits } from './server-limits';
+import { applyServerLimits } from './http/server-limits';
 import cluster from 'node:cluster';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { createApp } from './app';
 import { loadConfigOrExit, type Config } from './config';
-import { createDb } from './db';
-import { createLogger } from './logger';
+import { createDb } from './platform/db';
+import { createLogger } from './platform/logger';
 import { createMetricsApp } from './ops/routes';
-import { createRedis } from './redis';
+import { createRedis } from './platform/redis';
 import { createServices, type ServiceHooks } from './services';
 
 /**

@@ -1,6 +1,6 @@
 import knex, { type Knex } from 'knex';
-import { knexConfig } from '../knexfile';
-import type { Config } from './config';
+import { knexConfig } from '../../knexfile';
+import type { Config } from '../config';
 
 export type Db = Knex;
 

@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import type { SnapshotEngine } from './engine';
-import { ifNoneMatchHits } from './etag';
+import { ifNoneMatchHits } from '../../http/etag';
 
 /** GET (and HEAD) /scores/top: answered from memory, never from MySQL or Redis. */
 export function snapshotRoutes(router: Router, deps: { snapshot: SnapshotEngine; pollIntervalS: number }) {

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { Snapshot, SnapshotEngine } from '../snapshot/engine';
+import type { Snapshot, SnapshotEngine } from '../../leaderboard/snapshot/engine';
 
 /** One SSE event. Every line of `data` gets its own `data:` field, so no content can break the framing. */
 export function sseEvent(event: string, id: string, data: string): Buffer {
@@ -17,7 +17,7 @@ interface Client {
 }
 
 export interface StreamOptions {
-  /** Open streams one client (an IPv4 address, an IPv6 network: src/rate-limit/client-key.ts) may hold. */
+  /** Open streams one client (an IPv4 address, an IPv6 network: src/http/rate-limit/client-key.ts) may hold. */
   perIp: number;
   heartbeatMs: number;
   maxBufferBytes: number;

@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { rawRows, type Db } from '../db';
-import { competitionRanks, rankOrderSql, redisKeys } from '../leaderboard/ranking';
-import { markRedisFailure, redisReady } from '../redis';
-import { etagFor } from './etag';
+import { rawRows, type Db } from '../../platform/db';
+import { competitionRanks, rankOrderSql, redisKeys } from '../ranking';
+import { markRedisFailure, redisReady } from '../../platform/redis';
+import { etagFor } from '../../http/etag';
 
 export interface ScoreboardEntry {
   rank: number;

@@ -1,10 +1,10 @@
 import Router from '@koa/router';
 import type { Middleware } from 'koa';
-import type { CallerLoader } from '../auth/caller';
-import { authenticate, type TokenVerifier } from '../auth/tokens';
-import { readJsonBody } from '../body';
-import { badRequest, forbidden, HttpError, notFound, unavailable, unprocessable } from '../errors';
-import { validate } from '../validation';
+import type { CallerLoader } from '../../auth/caller';
+import { authenticate, type TokenVerifier } from '../../auth/tokens';
+import { readJsonBody } from '../../http/body';
+import { badRequest, forbidden, HttpError, notFound, unavailable, unprocessable } from '../../http/errors';
+import { validate } from '../../http/validation';
 import { ACTION_ID, updateBodySchema } from './schemas';
 import type { ScoreService } from './service';
 import type { RejectReason } from './store';

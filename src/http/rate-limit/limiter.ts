@@ -3,7 +3,7 @@ import ratelimit from 'koa-ratelimit';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { HttpError } from '../errors';
-import { markRedisFailure, redisReady } from '../redis';
+import { markRedisFailure, redisReady } from '../../platform/redis';
 
 const HEADERS = { remaining: 'RateLimit-Remaining', reset: 'RateLimit-Reset', total: 'RateLimit-Limit' };
 

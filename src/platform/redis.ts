@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { Config } from './config';
+import type { Config } from '../config';
 
 /**
  * Redis is a cache and a message bus here, never the truth: commands fail fast while it is unreachable

@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import type { Config } from './config';
+import type { Config } from '../config';
 
 /**
  * Limits of the listening socket, set in one place for the entry point and the test instances alike.

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import type { Db } from '../db';
-import { isDatabaseUnavailable } from '../errors';
-import type { Mirror } from './mirror';
+import type { Db } from '../../platform/db';
+import { isDatabaseUnavailable } from '../../http/errors';
+import type { Mirror } from '../cache/mirror';
 import { applyBatch, type DeltaOutcome, type DeltaRequest } from './store';
 import { createWriteQueue, QUEUE_FULL } from './write-queue';
 

@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { rawRows, type Db } from '../db';
-import { LUA_ABOVE, redisKeys } from '../leaderboard/ranking';
-import { markRedisFailure, redisReady } from '../redis';
+import { rawRows, type Db } from '../../platform/db';
+import { LUA_ABOVE, redisKeys } from '../ranking';
+import { markRedisFailure, redisReady } from '../../platform/redis';
 
 /** One user's state as MySQL committed it. `version` grows with every change of the user's scores row. */
 export interface MirrorEntry {

@@ -1,11 +1,11 @@
-import { rawRows, type Db } from '../db';
-import { ABOVE_SQL, rankFromAbove } from '../leaderboard/ranking';
-import type { Standing } from './mirror';
+import { rawRows, type Db } from '../../platform/db';
+import { ABOVE_SQL, rankFromAbove } from '../ranking';
+import type { Standing } from '../cache/mirror';
 
 /**
  * A user's score and rank from MySQL, for when the Redis mirror cannot answer. Banned users and users who
  * never scored have none, exactly as the mirror says. The rank is a COUNT over every score above this one:
- * callers bound how often it runs (src/scores/db-fallback.ts).
+ * callers bound how often it runs (src/leaderboard/read/db-fallback.ts).
  */
 export async function userStandingFromDatabase(db: Db, userId: string): Promise<Standing | undefined> {
   const [row] = await rawRows<{ display_name: string; status: string; score: number | null }>(

@@ -1,5 +1,5 @@
 import Joi from 'joi';
-import { USER_ID_PATTERN } from '../auth/tokens';
+import { USER_ID_PATTERN } from '../../auth/tokens';
 
 /** Idempotency keys: 1-128 visible ASCII characters. */
 export const ACTION_ID = Joi.string().pattern(
