@@ -1,12 +1,8 @@
 import Koa from 'koa';
 import Router from '@koa/router';
 import cors from '@koa/cors';
-import type { Redis } from 'ioredis';
 import { cheatRoutes } from './cheat/routes';
-import type { Config } from './config';
-import type { Db } from './platform/db';
 import { problemMiddleware } from './http/errors';
-import type { Logger } from './platform/logger';
 import { metricsMiddleware } from './platform/metrics';
 import { opsRoutes } from './ops/routes';
 import { redisKeys } from './leaderboard/ranking';
@@ -17,18 +13,32 @@ import { lenientPath, ROUTER_OPTIONS } from './http/routing';
 import { scoreReadRoutes } from './leaderboard/read/routes';
 import { scoreWriteRoutes } from './leaderboard/write/routes';
 import { securityHeaders } from './http/security-headers';
-import type { Services } from './services';
+import type { Container } from './container';
 import { snapshotRoutes } from './leaderboard/snapshot/routes';
 import { streamRoutes } from './transports/sse/routes';
 import { userRoutes } from './users/routes';
 import { webRoutes } from './web/routes';
 
-export type AppDeps = Omit<Services, 'start' | 'stop'> & {
-  config: Config;
-  logger: Logger;
-  db: Db;
-  redis: Redis;
-};
+/** What the HTTP app uses of an instance's container: its parts, never its lifecycle. */
+export type AppDeps = Pick<
+  Container,
+  | 'config'
+  | 'logger'
+  | 'db'
+  | 'redis'
+  | 'events'
+  | 'metrics'
+  | 'mirror'
+  | 'standingFallback'
+  | 'snapshot'
+  | 'scores'
+  | 'hub'
+  | 'cheat'
+  | 'verifyToken'
+  | 'loadCaller'
+  | 'isShuttingDown'
+  | 'collect'
+>;
 
 const EXPOSED = [
   'ETag',
@@ -57,10 +67,7 @@ export function createApp(deps: AppDeps): Koa {
     id: (ctx) => ctx.state.userId ?? false,
     redis: { client: deps.redis, namespace: redisKeys(config.redisPrefix).writeLimit },
     logger,
-    onLimited: (ctx) => {
-      deps.metrics.rateLimited.inc({ limit: 'writes' });
-      void deps.cheat.recordRateLimited(ctx.state.userId);
-    },
+    onLimited: (ctx) => deps.events.emit('rateLimited', { limit: 'writes', userId: ctx.state.userId }),
   });
   // Reads are limited per instance, in memory: a poll must touch neither MySQL nor Redis (see README).
   const readLimit = createLimiter({
@@ -70,7 +77,7 @@ export function createApp(deps: AppDeps): Koa {
     // The same key the stream slots use (src/http/rate-limit/client-key.ts): IPv6 by network, IPv4 by address.
     id: (ctx) => clientKey(ctx.ip, config.rateLimit.ipv6Prefix),
     logger,
-    onLimited: () => deps.metrics.rateLimited.inc({ limit: 'reads' }),
+    onLimited: () => deps.events.emit('rateLimited', { limit: 'reads' }),
   });
   setInterval(() => {
     readLimit.sweep();
@@ -173,18 +180,4 @@ function corsFor(origins: string[]) {
     allowMethods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
     maxAge: 600,
   });
-}
-
-/**
- * Every method and path the app's routers answer (HEAD included where GET implies it), read from the
- * @koa/router dispatchers mounted on `app`. test/openapi.test.ts holds the OpenAPI document against it.
- */
-export function listRoutes(app: Koa): Array<{ method: string; path: string }> {
-  const routes: Array<{ method: string; path: string }> = [];
-  for (const middleware of app.middleware as Array<{ router?: Router }>) {
-    for (const layer of middleware.router?.stack ?? []) {
-      for (const method of layer.methods) routes.push({ method, path: String(layer.path) });
-    }
-  }
-  return routes;
 }

@@ -5,23 +5,18 @@ import http from 'node:http';
 import https from 'node:https';
 import { createApp } from './app';
 import { loadConfigOrExit, type Config } from './config';
-import { createDb } from './platform/db';
-import { createLogger } from './platform/logger';
+import { createContainer, type ContainerHooks } from './container';
 import { createMetricsApp } from './ops/routes';
-import { createRedis } from './platform/redis';
-import { createServices, type ServiceHooks } from './services';
 
 /**
- * The one entry point: load config, connect, listen, and shut down cleanly on SIGTERM/SIGINT
- * (a second signal exits at once).
+ * The one entry point: load config, connect (the container), listen, and shut down cleanly on SIGTERM/SIGINT
+ * (a second signal exits at once). `startServer` is also how the test instances start, so they are wired
+ * exactly as production is.
  */
-export async function startServer(config: Config, hooks: ServiceHooks = {}) {
-  const logger = createLogger(config.logLevel);
-  const db = createDb(config);
-  const redis = createRedis(config, logger);
-  const subscriber = createRedis(config);
-  const services = createServices({ config, db, redis, subscriber, logger }, hooks);
-  const app = createApp({ config, logger, db, redis, ...services });
+export async function startServer(config: Config, hooks: ContainerHooks = {}) {
+  const services = createContainer(config, hooks);
+  const { logger } = services;
+  const app = createApp(services);
   // Node enforces requestTimeout/headersTimeout only when it sweeps its connections, every 30 s by default, so a
   // slow body could hold a connection up to 30 s past REQUEST_TIMEOUT_MS (test/attacks.test.ts): sweep at a
   // quarter of the timeout instead.
@@ -87,14 +82,12 @@ export async function startServer(config: Config, hooks: ServiceHooks = {}) {
       metricsServer?.closeAllConnections();
       await services.stop();
       await closed;
-      redis.disconnect();
-      subscriber.disconnect();
-      await db.destroy();
+      await services.disconnect();
       logger.info('shut down cleanly');
     })();
     return closing;
   }
-  return { server, port, metricsServer, close, logger };
+  return { server, port, metricsServer, close, logger, services };
 }
 
 export type ServerInstance = Awaited<ReturnType<typeof startServer>>;
@@ -178,7 +171,7 @@ async function main(): Promise<void> {
  * itself with SIGKILL after a batch commits and before it is mirrored into Redis, the one moment a real crash
  * can leave Redis behind MySQL. Inert anywhere else.
  */
-function crashHooks(config: Config): ServiceHooks {
+function crashHooks(config: Config): ContainerHooks {
   if (config.nodeEnv !== 'test' || process.env.TEST_CRASH_AFTER_COMMIT !== '1') return {};
   return { afterCommit: () => void process.kill(process.pid, 'SIGKILL') };
 }

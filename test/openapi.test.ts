@@ -1,11 +1,9 @@
 import { expect } from 'chai';
-import { createApp, listRoutes } from '../src/app';
-import { createDb } from '../src/platform/db';
-import { createLogger } from '../src/platform/logger';
-import { createRedis } from '../src/platform/redis';
-import { createServices } from '../src/services';
+import { createApp } from '../src/app';
+import { createContainer } from '../src/container';
 import { openApiDocument } from '../src/web/openapi';
 import { testConfig } from './helpers/env';
+import { listRoutes } from './helpers/routes';
 
 type Json = Record<string, unknown>;
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
@@ -13,21 +11,8 @@ const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'tr
 /** The app exactly as the server wires it, without listening: only its routers are read. */
 function buildApp() {
   const config = testConfig();
-  const logger = createLogger('silent');
-  const db = createDb(config);
-  const redis = createRedis(config);
-  const subscriber = createRedis(config);
-  const services = createServices({ config, db, redis, subscriber, logger });
-  const app = createApp({ config, logger, db, redis, ...services });
-  return {
-    app,
-    config,
-    async close() {
-      redis.disconnect();
-      subscriber.disconnect();
-      await db.destroy();
-    },
-  };
+  const container = createContainer(config);
+  return { app: createApp(container), config, close: () => container.disconnect() };
 }
 
 /**

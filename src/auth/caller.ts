@@ -2,14 +2,14 @@ import type { Context } from 'koa';
 import type { Db } from '../platform/db';
 import { forbidden } from '../http/errors';
 import { findUser, provisionUser, type User } from '../users/store';
-import type { TokenClaims, TokenVerifier } from './tokens';
+import type { TokenClaims } from './tokens';
 
 /** Enough for every active player of a busy instance; past it the oldest entries go first. */
 const MAX_CACHED_USERS = 100_000;
 
 /**
- * Authenticates the bearer token, then authorizes against the database: the user must exist (or be created
- * from the token when auto-provisioning is on) and must not be banned.
+ * Authorizes the caller that authenticate() verified, against the database: the user must exist (or be
+ * created from the token when auto-provisioning is on) and must not be banned. Roles come from the row only.
  *
  * With `cacheTtlMs > 0` a user's row (role, status) is kept in memory for that long, so a busy player costs
  * one `SELECT ... FROM users` per TTL instead of one per request. How fresh that is, and why it is safe:
@@ -22,7 +22,6 @@ const MAX_CACHED_USERS = 100_000;
  */
 export function createCallerLoader(deps: {
   db: Db;
-  verifyToken: TokenVerifier;
   autoProvision: boolean;
   /** AUTH_CACHE_TTL_MS; 0 or absent reads the users table on every request. */
   cacheTtlMs?: number;
@@ -42,7 +41,7 @@ export function createCallerLoader(deps: {
   }
 
   async function loadCaller(ctx: Context): Promise<User> {
-    const claims: TokenClaims = ctx.state.claims ?? deps.verifyToken(ctx); // the write limiter may have verified it
+    const claims: TokenClaims = ctx.state.claims; // set by authenticate(), which every caller's route runs first
     ctx.state.userId = claims.userId;
     let user: User;
     const hit = ttl > 0 ? cache.get(claims.userId) : undefined;

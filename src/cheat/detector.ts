@@ -3,24 +3,28 @@ import type { Logger } from 'pino';
 import { rawRows, type Db } from '../platform/db';
 import type { Metrics } from '../platform/metrics';
 import { markRedisFailure, redisReady } from '../platform/redis';
+import type { EventMap } from '../events';
+import { redisKeys } from '../leaderboard/ranking';
 
 export type FlagReason = 'points_rate' | 'rate_limited';
 
 const ER_NO_REFERENCED_ROW = 1452; // a foreign key failed: cheat_flags.user_id names no users row
 
 // Per-user points in the current and previous minute; the sliding estimate weighs the previous minute by the
-// part of it still inside the window. A user is reported at most once per minute.
+// part of it still inside the window. A user is reported at most once per minute. ARGV[1] and ARGV[2] are the
+// key prefixes of redisKeys() (src/leaderboard/ranking.ts); keys are `<prefix><user>:<minute>`.
 const POINTS = `
-local prefix, minute, threshold, frac = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local ppm, flagged = ARGV[1], ARGV[2]
+local minute, threshold, frac = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local out = {}
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   local u = ARGV[i]
-  local key = prefix .. 'ppm:' .. u .. ':' .. minute
+  local key = ppm .. u .. ':' .. minute
   local cur = redis.call('INCRBY', key, ARGV[i + 1])
   redis.call('EXPIRE', key, 150)
-  local prev = tonumber(redis.call('GET', prefix .. 'ppm:' .. u .. ':' .. (minute - 1)) or '0')
+  local prev = tonumber(redis.call('GET', ppm .. u .. ':' .. (minute - 1)) or '0')
   local rate = math.floor(cur + prev * (1 - frac))
-  if rate > threshold and redis.call('SET', prefix .. 'ppm-flagged:' .. u .. ':' .. minute, '1', 'NX', 'EX', 150) then
+  if rate > threshold and redis.call('SET', flagged .. u .. ':' .. minute, '1', 'NX', 'EX', 150) then
     out[#out + 1] = u
     out[#out + 1] = tostring(rate)
   end
@@ -57,6 +61,7 @@ export function createCheatDetector(deps: {
   retryBaseMs?: number;
 }) {
   const redis = deps.redis as CheatRedis;
+  const keys = redisKeys(deps.prefix);
   redis.defineCommand('cheatPoints', { numberOfKeys: 0, lua: POINTS });
   redis.defineCommand('cheatHits', { numberOfKeys: 1, lua: HITS });
   const maxAttempts = deps.maxAttempts ?? 6;
@@ -154,34 +159,44 @@ export function createCheatDetector(deps: {
     deps.logger.debug({ err: (err as Error).message }, 'cheat signal skipped: redis failed');
   }
 
+  /** Points a player gave themselves in a committed batch (admin corrections are not counted). */
+  async function recordPoints(points: Array<{ userId: string; delta: number }>): Promise<void> {
+    if (points.length === 0 || !redisReady(redis)) return;
+    const now = Date.now() / 60_000;
+    const minute = Math.floor(now);
+    let flagged: string[];
+    try {
+      flagged = await redis.cheatPoints(
+        keys.pointsPerMinute,
+        keys.pointsFlagged,
+        String(minute),
+        String(deps.pointsPerMinute),
+        String(now - minute),
+        ...points.flatMap((p) => [p.userId, String(p.delta)]),
+      );
+    } catch (err) {
+      return redisFailed(err);
+    }
+    for (let i = 0; i < flagged.length; i += 2) {
+      await flag(flagged[i], 'points_rate', `${flagged[i + 1]} points in the last minute`);
+    }
+  }
+
   return {
-    /** Points a player gave themselves in a committed batch (admin corrections are not counted). */
-    async recordPoints(points: Array<{ userId: string; delta: number }>): Promise<void> {
-      if (points.length === 0 || !redisReady(redis)) return;
-      const now = Date.now() / 60_000;
-      const minute = Math.floor(now);
-      let flagged: string[];
-      try {
-        flagged = await redis.cheatPoints(
-          deps.prefix,
-          String(minute),
-          String(deps.pointsPerMinute),
-          String(now - minute),
-          ...points.flatMap((p) => [p.userId, String(p.delta)]),
-        );
-      } catch (err) {
-        return redisFailed(err);
-      }
-      for (let i = 0; i < flagged.length; i += 2) {
-        await flag(flagged[i], 'points_rate', `${flagged[i + 1]} points in the last minute`);
-      }
+    recordPoints,
+    /** The cheat rule over a committed batch: points players applied to themselves. */
+    observeBatch({ requests, outcomes }: EventMap['batchCommitted']): void {
+      const selfScored = requests
+        .filter((r, i) => outcomes[i].kind === 'applied' && r.actorId === r.userId)
+        .map((r) => ({ userId: r.userId, delta: r.delta }));
+      void recordPoints(selfScored);
     },
     async recordRateLimited(userId: string): Promise<void> {
       if (!redisReady(redis)) return;
       let hits: number;
       try {
         const bucket = Math.floor(Date.now() / 600_000);
-        hits = await redis.cheatHits(`${deps.prefix}rl-hits:${userId}:${bucket}`);
+        hits = await redis.cheatHits(keys.rateLimitedHits(userId, bucket));
       } catch (err) {
         return redisFailed(err);
       }

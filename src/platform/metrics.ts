@@ -79,7 +79,14 @@ export function createMetrics() {
       registers: [registry],
     }),
   };
-  return m;
+  return {
+    ...m,
+    /** One group-committed batch: its size, and each request's outcome kind. */
+    observeBatch(kinds: string[]) {
+      m.writeBatchSize.observe(kinds.length);
+      for (const outcome of kinds) m.scoreUpdates.inc({ outcome });
+    },
+  };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,51 +1,39 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import supertest from 'supertest';
-import { createApp } from '../../src/app';
-import { createDb, type Db } from '../../src/platform/db';
-import { createLogger } from '../../src/platform/logger';
-import { createRedis } from '../../src/platform/redis';
-import { applyServerLimits } from '../../src/http/server-limits';
-import { createServices, type ServiceHooks } from '../../src/services';
+import type { ContainerHooks } from '../../src/container';
+import { startServer } from '../../src/main';
+import type { Db } from '../../src/platform/db';
 import { testConfig } from './env';
 
 export type Instance = Awaited<ReturnType<typeof startInstance>>;
 
 /**
- * One running instance of the service (its own pools, loops and HTTP server on an ephemeral port) wired
- * exactly as src/main.ts wires it. Several can run side by side on the same MySQL and Redis.
+ * One running instance of the service (its own pools, loops and HTTP server on an ephemeral port), started
+ * by the entry point's own startServer, so it is wired exactly as production is. Several can run side by
+ * side on the same MySQL and Redis.
  */
-export async function startInstance(env: Record<string, string | undefined> = {}, hooks: ServiceHooks = {}) {
+export async function startInstance(
+  env: Record<string, string | undefined> = {},
+  hooks: ContainerHooks = {},
+) {
   const config = testConfig(env);
-  const logger = createLogger(config.logLevel);
-  const db = createDb(config);
-  const redis = createRedis(config);
-  const subscriber = createRedis(config);
-  const services = createServices({ config, db, redis, subscriber, logger }, hooks);
-  const app = createApp({ config, logger, db, redis, ...services });
-  const server = http.createServer(app.callback());
-  applyServerLimits(server, config);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  await services.start();
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const instance = await startServer(config, hooks);
+  const { services, server } = instance;
+  const url = `http://127.0.0.1:${instance.port}`;
   let closed = false;
   return {
     config,
-    db,
-    redis,
+    db: services.db,
+    redis: services.redis,
     services,
     server,
     url,
     request: supertest(url),
+    /** Shuts down as SIGTERM would, without waiting for clients that keep connections open. */
     async close() {
       if (closed) return;
       closed = true;
       server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-      await services.stop();
-      redis.disconnect();
-      subscriber.disconnect();
-      await db.destroy();
+      await instance.close();
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Events } from '../../events';
 import type { Db } from '../../platform/db';
 import { isDatabaseUnavailable } from '../../http/errors';
 import type { Mirror } from '../cache/mirror';
@@ -22,9 +23,8 @@ export function createScoreService(deps: {
   mirror: Mirror;
   logger: Logger;
   batching: WriteBatching;
-  onCommitted: () => void;
-  /** Sees every batch's requests and outcomes after commit (metrics, cheat signals); must not throw. */
-  onOutcomes?: (requests: DeltaRequest[], outcomes: DeltaOutcome[]) => void;
+  /** Told of every batch after its commit (snapshot, metrics, cheat signals subscribe in the container). */
+  events: Pick<Events, 'emit'>;
   /** Test hook: runs after commit, before the Redis mirror (fault tests kill the process here). */
   afterCommit?: () => Promise<void> | void;
 }) {
@@ -44,12 +44,12 @@ export function createScoreService(deps: {
       }
       throw err;
     }
-    if (result.mirror.length) {
-      deps.onCommitted();
+    const changed = result.mirror.length > 0;
+    deps.events.emit('batchCommitted', { requests, outcomes: result.outcomes, changed });
+    if (changed) {
       await deps.afterCommit?.();
       await deps.mirror.apply(result.mirror);
     }
-    deps.onOutcomes?.(requests, result.outcomes);
     return result.outcomes;
   }
 

@@ -1,30 +1,37 @@
-import type { Redis } from 'ioredis';
 import { createCallerLoader } from './auth/caller';
 import { createTokenVerifier } from './auth/tokens';
 import { createCheatDetector } from './cheat/detector';
 import type { Config } from './config';
-import type { Db } from './platform/db';
-import type { Logger } from './platform/logger';
-import { createMetrics } from './platform/metrics';
-import { createDbFallback } from './leaderboard/read/db-fallback';
+import { createEvents } from './events';
 import { createMirror, type Standing } from './leaderboard/cache/mirror';
-import { createScoreService } from './leaderboard/write/service';
-import type { DeltaOutcome, DeltaRequest } from './leaderboard/write/store';
+import { createDbFallback } from './leaderboard/read/db-fallback';
 import { createSnapshotEngine } from './leaderboard/snapshot/engine';
+import { createScoreService } from './leaderboard/write/service';
+import { createDb } from './platform/db';
+import { createLogger } from './platform/logger';
+import { createMetrics } from './platform/metrics';
+import { createRedis } from './platform/redis';
 import { createStreamHub } from './transports/sse/hub';
 
-export interface ServiceHooks {
+export interface ContainerHooks {
+  /** Test hook: runs after a batch commits, before the Redis mirror (the fault tests' SIGKILL goes here). */
   afterCommit?: () => Promise<void> | void;
 }
 
-/** Wires the long-lived parts of one instance around its connections. */
-export function createServices(
-  deps: { config: Config; db: Db; redis: Redis; subscriber: Redis; logger: Logger },
-  hooks: ServiceHooks = {},
-) {
-  const { config, db, redis, logger } = deps;
+/**
+ * The only wiring: connects to MySQL and Redis and builds every long-lived part of one instance, then says
+ * who hears which event. No rules live here; each is in its feature. Used by src/main.ts (and so by the test
+ * instances, which start the server the same way) and by the admin commands.
+ */
+export function createContainer(config: Config, hooks: ContainerHooks = {}) {
+  const logger = createLogger(config.logLevel);
+  const db = createDb(config);
+  const redis = createRedis(config, logger);
+  const subscriber = createRedis(config);
+  const events = createEvents(logger);
   const metrics = createMetrics();
   redis.on('error', () => metrics.redisErrors.inc());
+
   const mirror = createMirror({
     db,
     redis,
@@ -38,13 +45,12 @@ export function createServices(
   const snapshot = createSnapshotEngine({
     db,
     redis,
-    subscriber: deps.subscriber,
+    subscriber,
     prefix: config.redisPrefix,
     size: config.scoreboardSize,
     tickMs: config.snapshotTickMs,
     logger,
   });
-  snapshot.onChange(() => metrics.snapshotChanges.inc());
   const cheat = createCheatDetector({
     db,
     redis,
@@ -55,39 +61,37 @@ export function createServices(
     metrics,
     queueMax: config.cheatFlagQueueMax,
   });
-
-  function observe(requests: DeltaRequest[], outcomes: DeltaOutcome[]): void {
-    metrics.writeBatchSize.observe(requests.length);
-    const selfScored: Array<{ userId: string; delta: number }> = [];
-    outcomes.forEach((o, i) => {
-      metrics.scoreUpdates.inc({ outcome: o.kind });
-      const r = requests[i];
-      if (o.kind === 'applied' && r.actorId === r.userId)
-        selfScored.push({ userId: r.userId, delta: r.delta });
-    });
-    void cheat.recordPoints(selfScored);
-  }
-
   const scores = createScoreService({
     db,
     mirror,
     logger,
     batching: config.writeBatching,
-    onCommitted: snapshot.markDirty,
-    onOutcomes: observe,
+    events,
     afterCommit: hooks.afterCommit,
   });
   const hub = createStreamHub({ snapshot, options: config.sse, logger });
   const verifyToken = createTokenVerifier(config.jwt);
   const loadCaller = createCallerLoader({
     db,
-    verifyToken,
     autoProvision: config.autoProvisionUsers,
     cacheTtlMs: config.authCacheTtlMs,
   });
-  let shuttingDown = false;
 
+  snapshot.onChange((s) => events.emit('snapshotChanged', s));
+  events.on('snapshotChanged', () => metrics.snapshotChanges.inc());
+  events.on('batchCommitted', (e) => e.changed && snapshot.markDirty());
+  events.on('batchCommitted', (e) => metrics.observeBatch(e.outcomes.map((o) => o.kind)));
+  events.on('batchCommitted', cheat.observeBatch);
+  events.on('rateLimited', (e) => metrics.rateLimited.inc({ limit: e.limit }));
+  events.on('rateLimited', (e) => e.userId !== undefined && void cheat.recordRateLimited(e.userId));
+
+  let shuttingDown = false;
   return {
+    config,
+    logger,
+    db,
+    redis,
+    events,
     metrics,
     mirror,
     standingFallback,
@@ -120,7 +124,13 @@ export function createServices(
       await snapshot.stop();
       await mirror.stop();
     },
+    /** Last, once no request is in flight: the connections go. */
+    async disconnect() {
+      redis.disconnect();
+      subscriber.disconnect();
+      await db.destroy();
+    },
   };
 }
 
-export type Services = ReturnType<typeof createServices>;
+export type Container = ReturnType<typeof createContainer>;
