@@ -45,7 +45,6 @@ export interface Config {
   rateLimit: {
     writesPerMin: number;
     readsPerMin: number;
-    streamsPerIp: number;
     flagAfter: number;
     /** IPv6 clients are grouped by this prefix length for read and stream limits (IPv4: by address). */
     ipv6Prefix: number;
@@ -260,7 +259,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimit: {
       writesPerMin: v.RATE_LIMIT_WRITES_PER_MIN,
       readsPerMin: v.RATE_LIMIT_READS_PER_MIN,
-      streamsPerIp: v.RATE_LIMIT_STREAMS_PER_IP,
       flagAfter: v.RATE_LIMIT_FLAG_AFTER,
       ipv6Prefix: v.RATE_LIMIT_IPV6_PREFIX,
     },

@@ -29,7 +29,7 @@ import { knexConfig } from '../knexfile';
 import { signToken } from '../src/auth/tokens';
 import { createDatabase, migrateLatest } from '../src/cli/db';
 import { readSnapshot } from '../src/leaderboard/snapshot/engine';
-import { deleteKeysWithPrefix } from '../src/platform/redis';
+import { deleteKeysWithPrefix } from './lib/redis-keys';
 import { redisKeys } from '../src/leaderboard/ranking';
 
 const { values: args } = parseArgs({

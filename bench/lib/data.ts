@@ -2,7 +2,7 @@ import knex, { type Knex } from 'knex';
 import { knexConfig, parseDatabaseUrl } from '../../knexfile';
 import { signToken } from '../../src/auth/tokens';
 import { createDatabase, migrateLatest } from '../../src/cli/db';
-import { deleteKeysWithPrefix } from '../../src/platform/redis';
+import { deleteKeysWithPrefix } from '../../tools/lib/redis-keys';
 
 /** Zero-padded so that id order is numeric order: the seed appends to the primary key instead of splitting it. */
 export const userId = (i: number) => `u${String(i).padStart(7, '0')}`;

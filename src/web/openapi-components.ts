@@ -1,7 +1,13 @@
 import { USER_ID_PATTERN } from '../auth/tokens';
 import type { Config } from '../config';
+import { ACTION_ID_PATTERN } from '../leaderboard/write/schemas';
 
-/** The reusable parts of the OpenAPI document: schemas, headers, parameters and problem responses. */
+/**
+ * The reusable parts of the OpenAPI document: schemas, headers, parameters and problem responses. Longer than
+ * our other files on purpose: it is one reference table that every feature's operations point into with
+ * `$ref`, and splitting it would scatter the targets of those references. Patterns come from the code that
+ * enforces them (user id, actionId), never retyped here.
+ */
 
 type Json = Record<string, unknown>;
 
@@ -83,9 +89,10 @@ export function schemas(config: Pick<Config, 'scoreboardSize' | 'maxScoreIncreme
     },
     ActionId: {
       type: 'string',
-      pattern: '^[\\x21-\\x7e]{1,128}$',
+      pattern: ACTION_ID_PATTERN.source,
       description:
-        'Idempotency key, unique per user: the same key again is applied at most once. Equivalent to the ' +
+        'Idempotency key, unique per (user, author): the same key again from the same caller is applied at ' +
+        'most once. Equivalent to the ' +
         '`Idempotency-Key` header.',
       examples: ['level-7-complete'],
     },

@@ -4,7 +4,7 @@ import { createDatabase, migrateLatest } from '../../src/cli/db';
 import { TEST_ADMIN } from './api';
 import { ensureAdmin } from './assertions';
 import { OWN_TEST_DATABASE, RUN_PREFIX, TEST_DATABASE_URL, TEST_REDIS_URL } from './env';
-import { deleteKeysWithPrefix } from '../../src/platform/redis';
+import { deleteKeysWithPrefix } from '../../tools/lib/redis-keys';
 
 /** A plain knex handle on the test database, for assertions. */
 export const testDb = () => knex(knexConfig(TEST_DATABASE_URL, { poolMax: 4 }));

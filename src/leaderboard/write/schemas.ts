@@ -1,11 +1,9 @@
 import Joi from 'joi';
 import { USER_ID_PATTERN } from '../../auth/tokens';
 
-/** Idempotency keys: 1-128 visible ASCII characters. */
-export const ACTION_ID = Joi.string().pattern(
-  /^[\x21-\x7e]{1,128}$/,
-  'visible ASCII, at most 128 characters',
-);
+/** Idempotency keys: 1-128 visible ASCII characters (the joi rule and the OpenAPI document both use this). */
+export const ACTION_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
+export const ACTION_ID = Joi.string().pattern(ACTION_ID_PATTERN, 'visible ASCII, at most 128 characters');
 
 export interface UpdateBody {
   userId?: string;

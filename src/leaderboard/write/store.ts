@@ -1,39 +1,10 @@
 import type { Db } from '../../platform/db';
 import { ABOVE_SQL, rankFromAbove } from '../ranking';
+import { inTransaction, type Statement, type Tx } from '../../platform/pipelined-tx';
 import type { MirrorEntry, RankQuery } from '../cache/mirror';
+import { actionKey, decideBatch, type DeltaOutcome, type DeltaRequest, type UpdateResult } from './rules';
 
-export interface DeltaRequest {
-  userId: string;
-  delta: number;
-  actionId?: string;
-  actorId: string;
-  actorIsAdmin: boolean;
-}
-
-export interface UpdateResult {
-  userId: string;
-  score: number;
-  rank: number | null;
-  scoreIncrement: number;
-  eventId: number;
-}
-
-export type DeltaOutcome =
-  | { kind: 'applied'; result: UpdateResult }
-  | { kind: 'replayed'; result: UpdateResult }
-  | { kind: 'rejected'; reason: RejectReason };
-
-/**
- * Why the store refused a delta, decided under the users' locks. Domain reasons, not HTTP: the route (or any
- * other intake) decides what each one means to its caller (src/leaderboard/write/routes.ts).
- */
-export type RejectReason =
-  | 'actor_banned'
-  | 'actor_not_admin'
-  | 'unknown_user'
-  | 'target_banned'
-  | 'out_of_range'
-  | 'conflicting_replay';
+export type { DeltaOutcome, DeltaRequest, RejectReason, UpdateResult } from './rules';
 
 /** Ranks for new scores, given the batch's own pending states; null when the caller must ask MySQL. */
 export type RankSource = (queries: RankQuery[], pending: MirrorEntry[]) => Promise<number[] | null>;
@@ -60,70 +31,6 @@ export async function applyBatch(
       if (!DEADLOCK.has(code) || attempt >= MAX_ATTEMPTS) throw err;
       await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
     }
-  }
-}
-
-interface Statement {
-  sql: string;
-  values: unknown[];
-}
-
-/**
- * One transaction on a pooled connection, driven by hand instead of through knex's transaction helper: the
- * opening START TRANSACTION rides along with the first statements and the COMMIT with the last ones, so a
- * batch costs two round trips to MySQL instead of six. That matters on a small machine, where every round
- * trip waits for the MySQL thread to be scheduled. A caller is answered only once `commit` has returned, so
- * only after its COMMIT succeeded; any failure rolls back (or drops the connection if it cannot).
- */
-interface Tx {
-  /** Sends statements in one round trip, opening the transaction first if it is not open yet. */
-  run(statements: Statement[]): Promise<unknown[]>;
-  /** Sends the statements and COMMIT in one round trip. */
-  commit(statements: Statement[]): Promise<unknown[]>;
-}
-
-interface RawConnection {
-  query(sql: string, values: unknown[], cb: (err: Error | null, results: unknown) => void): void;
-  destroy(): void;
-}
-
-async function inTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  const conn = (await db.client.acquireConnection()) as RawConnection;
-  let open = false;
-  let done = false;
-  const send = (statements: Statement[]) =>
-    new Promise<unknown[]>((resolve, reject) => {
-      const sql = statements.map((s) => s.sql).join(';\n');
-      const values = statements.flatMap((s) => s.values);
-      // mysql2 answers one result for one statement and an array of them for several.
-      conn.query(sql, values, (err, results) =>
-        err ? reject(err) : resolve(statements.length === 1 ? [results] : (results as unknown[])),
-      );
-    });
-  const tx: Tx = {
-    async run(statements) {
-      if (open) return send(statements);
-      open = true;
-      return (await send([{ sql: 'START TRANSACTION', values: [] }, ...statements])).slice(1);
-    },
-    async commit(statements) {
-      const all = [...(open ? [] : [{ sql: 'START TRANSACTION', values: [] }]), ...statements];
-      const results = await send([...all, { sql: 'COMMIT', values: [] }]);
-      done = true;
-      return results.slice(all.length - statements.length, -1);
-    },
-  };
-  try {
-    const result = await fn(tx);
-    if (!done) throw new Error('applyInTransaction returned without committing');
-    return result;
-  } catch (err) {
-    if (open && !done) {
-      await send([{ sql: 'ROLLBACK', values: [] }]).catch(() => conn.destroy()); // the pool drops it
-    }
-    throw err;
-  } finally {
-    await db.client.releaseConnection(conn);
   }
 }
 
@@ -184,7 +91,8 @@ async function applyInTransaction(
   const users = new Map((userRows as UserRow[]).map((u) => [u.id, u]));
   const existing = new Map<string, EventRow>();
   if (keyed.length)
-    for (const e of rest.shift() as EventRow[]) existing.set(key(e.user_id, e.actor_id, e.action_id), e);
+    for (const e of rest.shift() as EventRow[])
+      existing.set(actionKey(e.user_id, e.actor_id, e.action_id), e);
   const actors = new Map<string, Pick<UserRow, 'role' | 'status'>>(users);
   if (otherActors.length) for (const a of rest.shift() as UserRow[]) actors.set(a.id, a);
 
@@ -199,54 +107,9 @@ async function applyInTransaction(
     for (const u of missing) Object.assign(u, { score: 0, version: 0 });
   }
 
-  // Decide every request against the running totals; only accepted ones become events.
-  const outcomes: Array<DeltaOutcome | { kind: 'pending'; index: number } | { kind: 'follow'; of: number }> =
-    [];
-  const accepted: Array<{ req: DeltaRequest; scoreAfter: number }> = [];
-  const firstInBatch = new Map<string, number>(); // actionKey -> request index that applies it
-  const running = new Map<string, number>();
-  for (const [i, req] of requests.entries()) {
-    const user = users.get(req.userId);
-    const decision = decide(req, user);
-    if (decision) {
-      outcomes.push(decision);
-      continue;
-    }
-    const current = running.get(req.userId) ?? Number(user!.score);
-    const scoreAfter = current + req.delta;
-    if (!Number.isSafeInteger(scoreAfter)) {
-      outcomes.push(rejected('out_of_range'));
-      continue;
-    }
-    running.set(req.userId, scoreAfter);
-    if (req.actionId !== undefined) firstInBatch.set(key(req.userId, req.actorId, req.actionId), i);
-    outcomes.push({ kind: 'pending', index: accepted.length });
-    accepted.push({ req, scoreAfter });
-  }
-
-  /** Rejections and replays, decided before any arithmetic. */
-  function decide(req: DeltaRequest, user: UserRow | undefined) {
-    if (req.actorIsAdmin) {
-      const actor = actors.get(req.actorId);
-      if (actor?.status !== 'active') return rejected('actor_banned');
-      if (actor.role !== 'admin') return rejected('actor_not_admin');
-    }
-    if (!user) return rejected('unknown_user');
-    if (user.status !== 'active' && !req.actorIsAdmin) return rejected('target_banned');
-    if (req.actionId === undefined) return undefined;
-    const k = key(req.userId, req.actorId, req.actionId);
-    const prior = existing.get(k);
-    if (prior) {
-      return Number(prior.delta) === req.delta
-        ? { kind: 'replayed' as const, result: fromEvent(prior) }
-        : rejected('conflicting_replay');
-    }
-    const leader = firstInBatch.get(k);
-    if (leader === undefined) return undefined;
-    return requests[leader].delta === req.delta
-      ? { kind: 'follow' as const, of: leader }
-      : rejected('conflicting_replay');
-  }
+  // Decide every request against the running totals (src/leaderboard/write/rules.ts).
+  const prior = new Map([...existing].map(([k, e]) => [k, { delta: Number(e.delta), result: fromEvent(e) }]));
+  const { decisions: outcomes, accepted, running } = decideBatch(requests, users, actors, prior);
 
   const mirror: MirrorEntry[] = [...running].map(([userId, score]) => {
     const u = users.get(userId)!;
@@ -352,8 +215,4 @@ function fromEvent(e: EventRow): UpdateResult {
   };
 }
 
-/** Idempotency keys belong to their author: one per (target, actor, actionId), as the unique key says. */
-const key = (userId: string, actorId: string, actionId: string) =>
-  `${userId}\u0000${actorId}\u0000${actionId}`;
 const placeholders = (n: number) => new Array(n).fill('?').join(', ');
-const rejected = (reason: RejectReason): DeltaOutcome => ({ kind: 'rejected', reason });

@@ -1,0 +1,22 @@
+import { Redis } from 'ioredis';
+
+/**
+ * Deletes every key under a prefix, SCAN by SCAN (never FLUSHALL: the server may be shared). Used by tests,
+ * the benchmark and the soak to clean up after themselves.
+ */
+export async function deleteKeysWithPrefix(redisUrl: string, prefix: string): Promise<number> {
+  if (prefix.length < 4) throw new Error(`refusing to delete keys under the prefix "${prefix}"`);
+  const redis = new Redis(redisUrl);
+  let deleted = 0;
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      if (keys.length) deleted += await redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+  return deleted;
+}
