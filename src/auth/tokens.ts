@@ -80,7 +80,8 @@ export type TokenVerifier = ReturnType<typeof createTokenVerifier>;
 
 /** Signs a token with the configured key (developer tools and tests; production tokens come from the site). */
 export function signToken(
-  jwtConfig: Pick<Config['jwt'], 'algorithm' | 'issuer' | 'audience' | 'typ'> & { signingKey: string },
+  jwtConfig: Pick<Config['jwt'], 'algorithm'> &
+    Partial<Pick<Config['jwt'], 'issuer' | 'audience' | 'typ'>> & { signingKey: string },
   claims: { sub: string; name?: string; [claim: string]: unknown },
   ttl: string | number = '1h',
 ): string {
