@@ -30,6 +30,9 @@ import { signToken } from '../src/auth/tokens';
 import { createDatabase, migrateLatest } from '../src/cli/db';
 import { readSnapshot } from '../src/leaderboard/snapshot/engine';
 import { deleteKeysWithPrefix } from './lib/redis-keys';
+
+/** The service runs as production does, so its tokens must name an issuer and be meant for it. */
+const SOAK_JWT = { issuer: 'https://soak.scoreboard.test/', audience: 'scoreboard-soak' };
 import { redisKeys } from '../src/leaderboard/ranking';
 
 const { values: args } = parseArgs({
@@ -186,6 +189,8 @@ async function run(state: { cleanup: () => Promise<void> }): Promise<number> {
       REDIS_URL: redisUrl,
       REDIS_PREFIX: prefix,
       JWT_SECRET: secret,
+      JWT_ISSUER: SOAK_JWT.issuer,
+      JWT_AUDIENCE: SOAK_JWT.audience,
       LOG_LEVEL: 'warn',
       RATE_LIMIT_WRITES_PER_MIN: '1000000',
       RATE_LIMIT_READS_PER_MIN: '100000000',
@@ -218,7 +223,7 @@ async function run(state: { cleanup: () => Promise<void> }): Promise<number> {
   const tokens = new Map(
     users.map((u) => [
       u,
-      signToken({ algorithm: 'HS256', signingKey: secret }, { sub: u, name: `Soak ${u}` }, '1d'),
+      signToken({ algorithm: 'HS256', signingKey: secret, ...SOAK_JWT }, { sub: u, name: `Soak ${u}` }, '1d'),
     ]),
   );
   const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)];

@@ -67,8 +67,12 @@ export async function insertAdmin(db: Knex, id: string): Promise<void> {
   await db.raw(`INSERT INTO users (id, display_name, role) VALUES (?, ?, 'admin')`, [id, id]);
 }
 
+/** The service runs as production does, so its tokens must name an issuer and be meant for it. */
+export const BENCH_JWT = { issuer: 'https://bench.scoreboard.test/', audience: 'scoreboard-bench' };
+
 export function tokensFor(secret: string, ids: string[]): string[] {
-  return ids.map((sub) => `Bearer ${signToken({ algorithm: 'HS256', signingKey: secret }, { sub }, '6h')}`);
+  const signing = { algorithm: 'HS256' as const, signingKey: secret, ...BENCH_JWT };
+  return ids.map((sub) => `Bearer ${signToken(signing, { sub }, '6h')}`);
 }
 
 /** Deletes only keys under our prefix on the shared Redis (never FLUSHALL). */

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort, ROOT, spawnNode, waitFor, type NodeChild } from './proc';
 import { redisKeys } from '../../src/leaderboard/ranking';
+import { BENCH_JWT } from './data';
 
 export interface ServiceOptions {
   databaseUrl: string;
@@ -44,6 +45,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
         REDIS_URL: opts.redisUrl,
         REDIS_PREFIX: opts.redisPrefix,
         JWT_SECRET: opts.jwtSecret,
+        JWT_ISSUER: BENCH_JWT.issuer,
+        JWT_AUDIENCE: BENCH_JWT.audience,
         WORKERS: String(opts.workers),
         LOG_LEVEL: 'warn',
         RATE_LIMIT_WRITES_PER_MIN: '1000000000',
