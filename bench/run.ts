@@ -16,11 +16,11 @@ import type { BenchContext, Row, ScenarioResult, Target } from './lib/context';
 import { ROOT } from './lib/proc';
 import { pollsScenario } from './scenarios/polls';
 import { scaleScenario } from './scenarios/scale';
-import { streamScenario } from './scenarios/stream';
+import { streamScenario, wsScenario } from './scenarios/stream';
 import { writesScenario } from './scenarios/writes';
 
 /**
- * `npm run bench [-- --quick] [--only=writes,polls,stream,scale] [--workers=N] [--seconds=S] [--profile]`
+ * `npm run bench [-- --quick] [--only=writes,polls,stream,ws,scale] [--workers=N] [--seconds=S] [--profile]`
  *
  * Creates its own databases (scoreboard_bench_<tag>*) and Redis prefix (sbbench:<tag>:), runs every scenario
  * against its baseline in this one run, prints a table, writes bench/results/<ISO time>.json, and removes
@@ -31,6 +31,7 @@ const SCENARIOS = {
   writes: writesScenario,
   polls: pollsScenario,
   stream: streamScenario,
+  ws: wsScenario,
   scale: scaleScenario,
 };
 const USERS = 10_000;
@@ -124,7 +125,11 @@ async function main(): Promise<number> {
         const r = await SCENARIOS[name](ctx);
         results[name] = r;
         const errored = r.rows.filter(
-          (row) => row.note !== 'baseline' && row.scenario !== 'stream' && (row.errors ?? 0) > 0,
+          (row) =>
+            row.note !== 'baseline' &&
+            row.scenario !== 'stream' &&
+            row.scenario !== 'ws' &&
+            (row.errors ?? 0) > 0,
         );
         if (errored.length) {
           failed = true;

@@ -16,6 +16,7 @@ import { securityHeaders } from './http/security-headers';
 import type { Container } from './container';
 import { snapshotRoutes } from './leaderboard/snapshot/routes';
 import { streamRoutes } from './transports/sse/routes';
+import { wsRoutes } from './transports/ws/routes';
 import { userRoutes } from './users/routes';
 import { webRoutes } from './web/routes';
 
@@ -119,6 +120,9 @@ export function createApp(deps: AppDeps): Koa {
       ? readLimit(ctx, next)
       : next(),
   );
+
+  const ws = wsRoutes(); // GET without an upgrade: 426 (the upgrade itself is the server's, see src/main.ts)
+  app.use(ws.routes()).use(ws.allowedMethods({ throw: true }));
 
   // The unversioned /api is the current version, as the original specification wrote it.
   for (const prefix of ['/api/v1', '/api']) {

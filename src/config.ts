@@ -163,9 +163,22 @@ const table = {
   sse: {
     heartbeatMs: value<number>('SSE_HEARTBEAT_MS', int().min(100).default(15_000)),
     maxBufferBytes: value<number>('SSE_MAX_BUFFER_BYTES', int().min(1024).default(65_536)),
-    maxClients: value<number>('SSE_MAX_CLIENTS', int().min(0).default(10_000)),
     retryMs: value<number>('SSE_RETRY_MS', int().min(100).default(3000)),
-    perIp: value<number>('RATE_LIMIT_STREAMS_PER_IP', int().min(1).default(20)),
+  },
+  // Push connections (SSE and WebSocket together) per instance, and per client key (IPv4 address, IPv6 /64).
+  streams: {
+    maxClients: value<number>('SSE_MAX_CLIENTS', int().min(0).default(10_000)),
+    perClient: value<number>('RATE_LIMIT_STREAMS_PER_IP', int().min(1).default(20)),
+  },
+  ws: {
+    // Largest message a client may send (subscribe/unsubscribe are tiny); past it the socket is closed 1009.
+    maxPayloadBytes: value<number>('WS_MAX_PAYLOAD_BYTES', int().min(64).max(65_536).default(1024)),
+    // Server pings this often; a peer that has not answered the previous ping by then is terminated.
+    pingIntervalMs: value<number>('WS_PING_INTERVAL_MS', int().min(100).default(30_000)),
+    // Board windows one socket may follow at once.
+    maxSubscriptions: value<number>('WS_MAX_SUBSCRIPTIONS', int().min(1).max(100).default(10)),
+    // Messages a client may send per 10 s; past it the socket is closed 1008 (policy violation).
+    maxMessagesPer10s: value<number>('WS_MAX_MESSAGES_PER_10S', int().min(1).max(10_000).default(50)),
   },
 };
 

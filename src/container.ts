@@ -12,6 +12,11 @@ import { createLogger } from './platform/logger';
 import { createMetrics } from './platform/metrics';
 import { createRedis } from './platform/redis';
 import { createStreamHub } from './transports/sse/hub';
+import { createWsHub } from './transports/ws/hub';
+import { createUpgradeHandler } from './transports/ws/upgrade';
+import { createBoardWindows } from './leaderboard/snapshot/board-windows';
+import { clientKey } from './http/rate-limit/client-key';
+import { createSlots } from './transports/slots';
 
 export interface ContainerHooks {
   /** Test hook: runs after a batch commits, before the Redis mirror (the fault tests' SIGKILL goes here). */
@@ -69,7 +74,33 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
     events,
     afterCommit: hooks.afterCommit,
   });
-  const hub = createStreamHub({ snapshot, options: config.sse, logger });
+  // One set of connection slots for both push transports (SSE_MAX_CLIENTS, RATE_LIMIT_STREAMS_PER_IP).
+  const slots = createSlots(config.streams);
+  const hub = createStreamHub({
+    snapshot,
+    slots,
+    options: config.sse,
+    logger,
+    onAttach: () => metrics.sseConnections.inc(),
+  });
+  const boards = createBoardWindows({ snapshot });
+  const ws = createWsHub({
+    boards,
+    slots,
+    options: { ...config.ws, maxBufferBytes: config.sse.maxBufferBytes },
+    metrics,
+    logger,
+  });
+  const onUpgrade = createUpgradeHandler({
+    hub: ws,
+    boards,
+    slots,
+    clientKey: (ip) => clientKey(ip, config.rateLimit.ipv6Prefix),
+    trustProxyHops: config.trustProxyHops,
+    corsOrigins: config.corsOrigins,
+    retryAfterS: config.retryAfterS,
+    metrics,
+  });
   const verifyToken = createTokenVerifier(config.jwt);
   const loadCaller = createCallerLoader({
     db,
@@ -98,6 +129,9 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
     snapshot,
     scores,
     hub,
+    ws,
+    /** The HTTP server's `upgrade` listener: WebSocket on /ws/scores and /api/v1/ws. */
+    onUpgrade,
     cheat,
     verifyToken,
     loadCaller,
@@ -106,6 +140,7 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
     collect() {
       metrics.snapshotAge.set(snapshot.age() / 1000);
       metrics.sseSubscribers.set(hub.size());
+      metrics.wsSubscribers.set(ws.size());
     },
     async start() {
       mirror.start();
@@ -119,6 +154,7 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
     async stop() {
       shuttingDown = true;
       hub.close();
+      ws.close();
       await scores.drain();
       cheat.stop();
       await snapshot.stop();

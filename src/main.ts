@@ -35,6 +35,7 @@ export async function startServer(config: Config, hooks: ContainerHooks = {}) {
       )
     : http.createServer({ connectionsCheckingInterval }, app.callback());
   applyServerLimits(server, config);
+  server.on('upgrade', services.onUpgrade); // WebSocket, on the same listener, TLS and limits
   await services.start();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -3,7 +3,7 @@ import type { Page } from 'playwright-core';
 import { addPoints, addToTop } from './helpers/api';
 import { launchBrowser, screenshotIfFailed, watchConsole } from './helpers/browser';
 import { uniqueUser } from './helpers/env';
-import { startInstance, type Instance } from './helpers/instance';
+import { eventually, startInstance, type Instance } from './helpers/instance';
 import { openRawStream } from './helpers/sse';
 
 interface Row {
@@ -160,6 +160,28 @@ describe('live page in a real browser', function () {
     expect(await page.textContent(`${row} .delta`)).to.equal('+7');
     expect(await page.getAttribute(`${row} .points`, 'class')).to.contain('bump');
     expect(await stateOf(page)).to.equal('live');
+    expect(console.errors()).to.deep.equal([]);
+  });
+
+  it("with ?transport=ws streams over Chromium's own WebSocket, the same top N, live", async () => {
+    const { page, console } = await open(`${app.url}/?transport=ws`);
+    await waitForState(page, 'live');
+    await eventually(() => app.services.ws.size() === 1);
+    const runner = uniqueUser('page-ws');
+    const lead = await addToTop(app, runner, 'Socket Runner');
+    await waitForRow(page, runner, lead.score, 1000);
+    const top = await app.request.get('/api/v1/scores/top');
+    await page.waitForFunction(
+      (etag) => document.getElementById('board')?.dataset.version === etag,
+      top.headers.etag,
+    );
+    const shown = (await rowsOn(page)).map((r) => ({ userId: r.userId, rank: r.rank, score: r.score }));
+    const want = (top.body as Array<{ rank: number; userId: string; score: number }>).map((e) => ({
+      userId: e.userId,
+      rank: String(e.rank),
+      score: String(e.score),
+    }));
+    expect(shown).to.deep.equal(want);
     expect(console.errors()).to.deep.equal([]);
   });
 

@@ -410,8 +410,8 @@ describe('deployment files', () => {
       const m = /limit_conn\s+(\w+)\s+(\d+);/.exec(body!);
       expect(m, 'limit_conn in the stream location').to.not.equal(null);
       expect(zones('limit_conn_zone').has(m![1]), `zone ${m![1]} is declared per address`).to.equal(true);
-      const { sse } = loadConfig({ JWT_SECRET: DUMMY_SECRET, NODE_ENV: 'development' });
-      expect(Number(m![2])).to.be.within(1, sse.perIp);
+      const { streams } = loadConfig({ JWT_SECRET: DUMMY_SECRET, NODE_ENV: 'development' });
+      expect(Number(m![2])).to.be.within(1, streams.perClient);
       expect(conf).to.match(/limit_conn_status 429;/);
     });
 

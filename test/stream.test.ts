@@ -6,6 +6,7 @@ import { uniqueUser } from './helpers/env';
 import { spawnServer } from './helpers/process';
 import { eventually, startInstance, type Instance } from './helpers/instance';
 import { openRawStream } from './helpers/sse';
+import { floodSnapshots } from './helpers/snapshots';
 
 const add = addPoints;
 
@@ -176,20 +177,7 @@ describe('SSE stream', function () {
       await eventually(() => received.length === 1 && c.services.hub.size() === 2);
 
       // Large snapshots, offered directly to the engine, fill the stuck client's buffers quickly.
-      const engine = c.services.snapshot;
-      const big = 'x'.repeat(500_000);
-      const base = engine.current();
-      let last = '';
-      for (let i = 1; i <= 200 && c.services.hub.stats().cutOff === 0; i++) {
-        last = `"big-${i}"`;
-        engine.offer({
-          body: Buffer.from(JSON.stringify([{ big, i }])),
-          etag: last,
-          maxEventId: base.maxEventId + i,
-          readAtUs: 0,
-        });
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      const last = await floodSnapshots(c.services.snapshot, () => c.services.hub.stats().cutOff > 0);
       await eventually(() => c.services.hub.stats().cutOff > 0, 5000);
       stuck.resume(); // read what was buffered: the server must have closed the connection
       await eventually(() => stuckClosed, 5000);

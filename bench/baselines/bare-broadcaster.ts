@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
+import { topBody } from './top-body';
 
 /**
  * The stream baseline: node:http alone. GET opens an SSE stream; POST /publish with a number T builds a
@@ -7,16 +8,10 @@ import http from 'node:http';
  * to every open stream. No framework, no database, no backpressure policy.
  */
 const streams = new Set<http.ServerResponse>();
-const others = Array.from({ length: 9 }, (_, i) => ({
-  rank: i + 2,
-  userId: `u${String(i + 2).padStart(7, '0')}`,
-  displayName: `Player ${i + 2}`,
-  score: 999_999 - i,
-}));
 let current = event(0);
 
 function event(t: number): Buffer {
-  const body = JSON.stringify([{ rank: 1, userId: 'ticker', displayName: 'Ticker', score: t }, ...others]);
+  const body = topBody(t);
   const id = createHash('sha256').update(body).digest('base64url').slice(0, 27);
   return Buffer.from(`event: scoreboard\nid: "${id}"\ndata: ${body}\n\n`);
 }

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import WebSocket from 'ws';
 import { percentiles } from './load';
 
 /**
@@ -7,10 +8,13 @@ import { percentiles } from './load';
  * (events end at a blank line), and for every `scoreboard` event notes when it arrived. The change driver
  * puts the time it sent a change into the leader's score, so latency = arrival - that score.
  *
- * argv: port path count; IPC in: {cmd: 'report', sent: number[]} | {cmd: 'close'}; IPC out: progress,
+ * With a fourth argument `ws`, the subscribers are WebSocket clients (the `ws` library) of `path` instead,
+ * and every `scoreboard` message counts as an event.
+ *
+ * argv: port path count [ws]; IPC in: {cmd: 'report', sent: number[]} | {cmd: 'close'}; IPC out: progress,
  * {type: 'ready'} and the report.
  */
-const [port, path, countArg] = process.argv.slice(2);
+const [port, path, countArg, mode] = process.argv.slice(2);
 const count = Number(countArg);
 const WAVE = 250;
 // Spread over loopback addresses: each has its own ephemeral ports, so back-to-back runs of 10,000 never
@@ -24,7 +28,7 @@ let dropped = 0;
 let failed = 0;
 
 function onEventBlock(block: string, at: number): void {
-  if (!block.includes('event: scoreboard')) return;
+  if (!block.includes('event: scoreboard') && !block.startsWith('{"type":"scoreboard"')) return;
   const i = block.indexOf('"score":');
   if (i === -1) return;
   const t = parseInt(block.slice(i + 8, i + 30), 10);
@@ -33,7 +37,42 @@ function onEventBlock(block: string, at: number): void {
   list.push(at);
 }
 
+/** A WebSocket subscriber: one message is one event. */
+function subscribeWs(index: number): Promise<void> {
+  return new Promise((resolve) => {
+    let opened = false;
+    let settled = false;
+    const settle = () => {
+      if (!settled) {
+        settled = true;
+        resolve();
+      }
+    };
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, {
+      localAddress: `127.0.0.${2 + (index % LOCAL_ADDRESSES)}`,
+      perMessageDeflate: false,
+    });
+    ws.on('open', () => {
+      opened = true;
+      open++;
+      settle();
+    });
+    ws.on('message', (data) => onEventBlock(data.toString(), Date.now()));
+    ws.on('error', () => {});
+    ws.on('close', () => {
+      if (opened) {
+        open--;
+        dropped++;
+      } else failed++;
+      settle();
+    });
+    wsClients.push(ws);
+  });
+}
+const wsClients: WebSocket[] = [];
+
 function subscribe(index: number): Promise<void> {
+  if (mode === 'ws') return subscribeWs(index);
   return new Promise((resolve) => {
     let buffered = '';
     let headersDone = false;
@@ -100,6 +139,7 @@ async function main(): Promise<void> {
 process.on('message', (msg: { cmd: string; sent?: number[] }) => {
   if (msg.cmd === 'close') {
     for (const s of sockets) s.destroy();
+    for (const w of wsClients) w.terminate();
     setTimeout(() => process.exit(0), 100);
     return;
   }

@@ -37,11 +37,12 @@ async function measure(
   streamUrl: URL,
   count: number,
   publish: (t: number) => Promise<void>,
+  transport: 'sse' | 'ws' = 'sse',
 ): Promise<StreamRun> {
   await sleep(500);
   const rssBefore = treeRss(server.pid);
   const subs = spawnNode(path.join(ROOT, 'bench/lib/subscribers.ts'), {
-    args: [streamUrl.port, streamUrl.pathname, String(count)],
+    args: [streamUrl.port, streamUrl.pathname, String(count), ...(transport === 'ws' ? ['ws'] : [])],
     ipc: true,
   });
   const messages: Array<{ type: string } & Partial<Report>> = [];
@@ -86,16 +87,11 @@ async function measure(
   }
 }
 
-/** stream: the service's SSE fan-out against a bare node:http broadcaster, same subscribers, same cadence. */
-export async function streamScenario(ctx: BenchContext): Promise<ScenarioResult> {
-  const count = ctx.quick ? 1000 : 10_000;
-
-  ctx.log(`stream: bare node:http broadcaster, ${count} subscribers`);
+/** A bare broadcaster (SSE or WebSocket) as the baseline, driven through its POST /publish. */
+async function measureBare(ctx: BenchContext, transport: 'sse' | 'ws', count: number): Promise<StreamRun> {
   const port = await freePort();
-  const bare = spawnNode(path.join(ROOT, 'bench/baselines/bare-broadcaster.ts'), {
-    env: { PORT: String(port) },
-  });
-  let base: StreamRun;
+  const script = transport === 'sse' ? 'bench/baselines/bare-broadcaster.ts' : 'bench/baselines/bare-ws.ts';
+  const bare = spawnNode(path.join(ROOT, script), { env: { PORT: String(port) } });
   try {
     const url = `http://127.0.0.1:${port}`;
     await waitFor(
@@ -104,42 +100,78 @@ export async function streamScenario(ctx: BenchContext): Promise<ScenarioResult>
       30_000,
       bare,
     );
-    base = await measure(ctx, bare, new URL(`${url}/stream`), count, async (t) => {
-      await fetch(`${url}/publish`, { method: 'POST', body: String(t) });
-    });
+    const streamUrl = new URL(transport === 'sse' ? `${url}/stream` : `${url.replace('http', 'ws')}/`);
+    return await measure(
+      ctx,
+      bare,
+      streamUrl,
+      count,
+      async (t) => {
+        await fetch(`${url}/publish`, { method: 'POST', body: String(t) });
+      },
+      transport,
+    );
   } finally {
     await bare.stop();
   }
+}
 
-  ctx.log(`stream: service, ${count} subscribers`);
+/** The service, its changes driven by real admin writes of the ticker's score. */
+async function measureService(ctx: BenchContext, transport: 'sse' | 'ws', count: number): Promise<StreamRun> {
   const service = await startService({
     databaseUrl: ctx.main.url,
     redisUrl: ctx.redisUrl,
-    redisPrefix: `${ctx.prefix}stream:`,
+    redisPrefix: `${ctx.prefix}${transport}:`,
     jwtSecret: ctx.jwtSecret,
     workers: ctx.workers,
     profileDir: ctx.profileDir,
   });
-  let svc: StreamRun;
   try {
     const current = await fetch(`${service.url}/api/v1/scores/users/${ctx.main.tickerId}`);
     let ticker = ((await current.json()) as { score: number }).score;
-    svc = await measure(ctx, service, new URL(`${service.url}/api/v1/scores/stream`), count, async (t) => {
-      // The ticker leads the board with its score set to the send time: every subscriber can tell when.
-      const res = await fetch(`${service.url}/api/v1/scores/update`, {
-        method: 'POST',
-        headers: { authorization: ctx.main.adminToken, 'content-type': 'application/json' },
-        body: JSON.stringify({ userId: ctx.main.tickerId, scoreIncrement: t - ticker }),
-      });
-      if (res.status !== 201) throw new Error(`the change driver got ${res.status}: ${await res.text()}`);
-      ticker = ((await res.json()) as { score: number }).score;
-    });
+    const streamUrl = new URL(
+      transport === 'sse'
+        ? `${service.url}/api/v1/scores/stream`
+        : `${service.url.replace('http', 'ws')}/ws/scores`,
+    );
+    return await measure(
+      ctx,
+      service,
+      streamUrl,
+      count,
+      async (t) => {
+        // The ticker leads the board with its score set to the send time: every subscriber can tell when.
+        const res = await fetch(`${service.url}/api/v1/scores/update`, {
+          method: 'POST',
+          headers: { authorization: ctx.main.adminToken, 'content-type': 'application/json' },
+          body: JSON.stringify({ userId: ctx.main.tickerId, scoreIncrement: t - ticker }),
+        });
+        if (res.status !== 201) throw new Error(`the change driver got ${res.status}: ${await res.text()}`);
+        ticker = ((await res.json()) as { score: number }).score;
+      },
+      transport,
+    );
   } finally {
     await service.stop();
   }
+}
+
+/**
+ * stream (SSE) and ws (WebSocket): the service's fan-out against a bare broadcaster of the same transport,
+ * same subscribers, same cadence, same run.
+ */
+async function pushScenario(ctx: BenchContext, transport: 'sse' | 'ws'): Promise<ScenarioResult> {
+  const count = ctx.quick ? 1000 : 10_000;
+  const scenario = transport === 'sse' ? 'stream' : 'ws';
+  const bareName = transport === 'sse' ? 'bare node:http' : 'bare ws';
+  const serviceName = transport === 'sse' ? 'service SSE' : 'service WebSocket';
+  ctx.log(`${scenario}: ${bareName} broadcaster, ${count} subscribers`);
+  const base = await measureBare(ctx, transport, count);
+  ctx.log(`${scenario}: service, ${count} subscribers`);
+  const svc = await measureService(ctx, transport, count);
 
   const row = (variant: string, r: StreamRun, ratio?: number, note?: string): Row => ({
-    scenario: 'stream',
+    scenario,
     variant,
     unit: 'deliveries/s',
     throughput: round(r.deliveries / ctx.loadS, 0),
@@ -157,16 +189,16 @@ export async function streamScenario(ctx: BenchContext): Promise<ScenarioResult>
   return {
     rows: [
       row(
-        `bare node:http, ${count} subs`,
+        `${bareName}, ${count} subs`,
         base,
         undefined,
         `baseline; ${base.kbPerConnection} KB/conn, fan-out spread p99 ${base.spreadP99} ms`,
       ),
-      row(`service SSE, ${count} subs`, svc, latencyRatio),
+      row(`${serviceName}, ${count} subs`, svc, latencyRatio),
     ],
     targets: [
       {
-        scenario: 'stream',
+        scenario,
         target: `all ${count} subscribers get every change`,
         measured:
           `${svc.changes - svc.coalesced} of ${svc.changes} changes published on their own (${svc.coalesced} merged ` +
@@ -175,13 +207,13 @@ export async function streamScenario(ctx: BenchContext): Promise<ScenarioResult>
         met: svc.missing + svc.coalesced + svc.dropped + svc.failed === 0 && svc.changes > 0,
       },
       {
-        scenario: 'stream',
-        target: 'p99 delivery ≤ 1.25× the bare broadcaster',
+        scenario,
+        target: `p99 delivery ≤ 1.25× the ${bareName} broadcaster`,
         measured: `${svc.p99} ms vs ${base.p99} ms (${latencyRatio}×); fan-out spread p99 ${svc.spreadP99} vs ${base.spreadP99} ms`,
         met: latencyRatio <= 1.25,
       },
       {
-        scenario: 'stream',
+        scenario,
         target: '≤ 20 KB per connection',
         measured: `${svc.kbPerConnection} KB (bare: ${base.kbPerConnection} KB)`,
         met: svc.kbPerConnection <= 20,
@@ -190,3 +222,6 @@ export async function streamScenario(ctx: BenchContext): Promise<ScenarioResult>
     details: { changeEveryMs: CHANGE_EVERY_MS, bare: base, service: svc },
   };
 }
+
+export const streamScenario = (ctx: BenchContext) => pushScenario(ctx, 'sse');
+export const wsScenario = (ctx: BenchContext) => pushScenario(ctx, 'ws');

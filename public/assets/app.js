@@ -5,6 +5,9 @@
 (() => {
   const TOP_URL = '/api/v1/scores/top';
   const STREAM_URL = '/api/v1/scores/stream';
+  const WS_PATH = '/ws/scores';
+  // SSE is the default transport; ?transport=ws uses the WebSocket endpoint instead (same snapshots).
+  const useWebSocket = new URLSearchParams(window.location.search).get('transport') === 'ws';
   const DEFAULT_POLL_S = 5; // until the server's X-Poll-Interval says otherwise
   const STREAM_RETRY_MIN_MS = 2000;
   const STREAM_RETRY_MAX_MS = 60000;
@@ -235,6 +238,7 @@
   function openStream() {
     clearTimeout(streamRetryTimer);
     streamRetryTimer = null;
+    if (useWebSocket) return openSocket();
     if (source || typeof window.EventSource !== 'function') return;
     const es = new EventSource(STREAM_URL);
     let errorsSinceOpen = 0;
@@ -257,6 +261,32 @@
       errorsSinceOpen++;
       if (es.readyState === EventSource.CLOSED || errorsSinceOpen > 1) fallBack();
       else setState(navigator.onLine === false ? 'offline' : 'reconnecting');
+    });
+  }
+
+  /** The WebSocket transport: the same snapshots; a refused or dropped socket falls back to polling. */
+  function openSocket() {
+    if (source || typeof window.WebSocket !== 'function') return;
+    const scheme = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const ws = new WebSocket(`${scheme}//${window.location.host}${WS_PATH}`);
+    source = ws;
+    ws.addEventListener('open', () => {
+      streamFailures = 0;
+      stopPolling();
+      setState('live');
+    });
+    ws.addEventListener('message', (event) => {
+      if (source !== ws || typeof event.data !== 'string') return;
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (message.type === 'scoreboard') apply(JSON.stringify(message.top), message.version);
+    });
+    ws.addEventListener('close', () => {
+      if (source === ws) fallBack();
     });
   }
 

@@ -44,6 +44,37 @@ export function createMetrics() {
       help: 'Open Server-Sent Events streams on this instance',
       registers: [registry],
     }),
+    wsConnections: new Counter({
+      name: 'ws_connections_total',
+      help: 'WebSocket connections accepted',
+      registers: [registry],
+    }),
+    wsSubscribers: new Gauge({
+      name: 'ws_subscribers',
+      help: 'Open WebSocket connections on this instance',
+      registers: [registry],
+    }),
+    wsMessagesSent: new Counter({
+      name: 'ws_messages_sent_total',
+      help: 'Scoreboard messages handed to WebSocket clients',
+      registers: [registry],
+    }),
+    wsMessagesReceived: new Counter({
+      name: 'ws_messages_received_total',
+      help: 'Messages received from WebSocket clients',
+      registers: [registry],
+    }),
+    wsRejected: new Counter({
+      name: 'ws_upgrades_rejected_total',
+      help: 'WebSocket upgrades refused, by reason (path, protocol, origin, query, unknown, full, client)',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    sseConnections: new Counter({
+      name: 'sse_connections_total',
+      help: 'Server-Sent Events streams opened',
+      registers: [registry],
+    }),
     redisErrors: new Counter({
       name: 'redis_errors_total',
       help: 'Redis commands or connections that failed',

@@ -3,6 +3,7 @@ import { headers, parameters, responses, schemas } from './openapi-components';
 import { API_SERVERS, h, json, notModified, p, r, type Json } from './openapi-kit';
 import { top } from '../leaderboard/snapshot/openapi';
 import { stream } from '../transports/sse/openapi';
+import { webSocket } from '../transports/ws/openapi';
 import { update } from '../leaderboard/write/openapi';
 import { standing, history } from '../leaderboard/read/openapi';
 import { patchUser } from '../users/openapi';
@@ -23,6 +24,8 @@ export function openApiDocument(config: Config): Json {
     '/docs': { get: docsPage() },
     '/scores/top': { servers: API_SERVERS, get: top(config, false), head: top(config, true) },
     '/scores/stream': { servers: API_SERVERS, get: stream(config) },
+    '/ws/scores': { get: webSocket(config, 'webSocketTop') },
+    '/api/v1/ws': { get: webSocket(config, 'webSocketTopV1') },
     '/scores/update': { servers: API_SERVERS, post: update() },
     '/scores/users/{userId}': { servers: API_SERVERS, parameters: [p('UserId')], get: standing() },
     '/scores/users/{userId}/events': { servers: API_SERVERS, parameters: [p('UserId')], get: history() },

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Snapshot, SnapshotEngine } from '../../leaderboard/snapshot/engine';
+import type { Slots } from '../slots';
 
 /** One SSE event. Every line of `data` gets its own `data:` field, so no content can break the framing. */
 export function sseEvent(event: string, id: string, data: string): Buffer {
@@ -17,11 +18,8 @@ interface Client {
 }
 
 export interface StreamOptions {
-  /** Open streams one client (an IPv4 address, an IPv6 network: src/http/rate-limit/client-key.ts) may hold. */
-  perIp: number;
   heartbeatMs: number;
   maxBufferBytes: number;
-  maxClients: number;
   retryMs: number;
 }
 
@@ -30,11 +28,17 @@ export interface StreamOptions {
  * connection. A client whose socket does not drain skips to the newest snapshot and is cut off once it holds
  * more than `maxBufferBytes`; nothing waits for it.
  */
-export function createStreamHub(deps: { snapshot: SnapshotEngine; options: StreamOptions; logger: Logger }) {
-  const { options, logger } = deps;
+export function createStreamHub(deps: {
+  snapshot: SnapshotEngine;
+  /** Shared with the WebSocket transport: one instance limit, one per-client limit for both. */
+  slots: Slots;
+  options: StreamOptions;
+  logger: Logger;
+  /** Told of every stream opened (the connection rate in /metrics). */
+  onAttach?: () => void;
+}) {
+  const { options, logger, slots } = deps;
   const clients = new Set<Client>();
-  const perIp = new Map<string, number>();
-  let closing = false;
   let event = toEvent(deps.snapshot.current());
   const stats = { cutOff: 0, skipped: 0, events: 0 };
 
@@ -77,23 +81,19 @@ export function createStreamHub(deps: { snapshot: SnapshotEngine; options: Strea
     size: () => clients.size,
     stats: () => ({ ...stats, clients: clients.size }),
     /** False when this instance is at its stream limit (or shutting down): answer 503 instead. */
-    hasRoom: () => !closing && clients.size < options.maxClients,
+    hasRoom: () => slots.hasRoom(),
     /** False when this client key already holds its share of streams: answer 429. */
-    ipHasRoom: (client: string) => (perIp.get(client) ?? 0) < options.perIp,
+    ipHasRoom: (client: string) => slots.clientHasRoom(client),
     /** Takes over an HTTP response whose headers are already set, until the client goes away. */
     attach(res: ServerResponse, lastEventId: string | undefined, ip: string): void {
       const client: Client = { res };
       clients.add(client);
-      perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
-      let released = false;
+      const giveBack = slots.take(ip);
+      deps.onAttach?.();
       const release = () => {
-        if (released) return;
-        released = true;
+        giveBack();
         clients.delete(client);
         client.pending = undefined;
-        const left = (perIp.get(ip) ?? 1) - 1;
-        if (left > 0) perIp.set(ip, left);
-        else perIp.delete(ip);
       };
       res.on('close', release);
       res.on('error', release);
@@ -107,7 +107,7 @@ export function createStreamHub(deps: { snapshot: SnapshotEngine; options: Strea
     },
     /** Ends every stream cleanly with a retry hint, so clients reconnect to another instance. */
     close(): void {
-      closing = true;
+      slots.close();
       clearInterval(heartbeat);
       unsubscribe();
       for (const c of clients) {
@@ -115,7 +115,6 @@ export function createStreamHub(deps: { snapshot: SnapshotEngine; options: Strea
         c.res.end();
       }
       clients.clear();
-      perIp.clear();
     },
   };
 }

@@ -34,7 +34,7 @@ export function stream(config: Config): Json {
         'the connection.',
       '- When the instance shuts down it sends a last `retry:` hint and ends the stream; `EventSource` ' +
         'reconnects (to another instance behind the load balancer) with `Last-Event-ID`.',
-      `- At most ${config.sse.maxClients} streams per instance: past that, \`503\` with \`Retry-After\`; ` +
+      `- At most ${config.streams.maxClients} streams per instance: past that, \`503\` with \`Retry-After\`; ` +
         'poll `/scores/top` meanwhile.',
       '',
       'Behind nginx: `proxy_buffering off; proxy_read_timeout` above the heartbeat, HTTP/1.1 upstream.',
