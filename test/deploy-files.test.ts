@@ -88,9 +88,14 @@ describe('deployment files', () => {
     const runtime = stages[stages.length - 1];
     const instr = (name: string) => runtime.filter((l) => l.toUpperCase().startsWith(`${name} `));
 
-    it('is multi-stage, with a slim Node 20 runtime holding production dependencies only', () => {
+    it('is multi-stage, with a slim Node 24 LTS runtime (an exact release) holding production dependencies only', () => {
       expect(stages.length).to.be.greaterThan(1);
-      expect(runtime[0]).to.match(/^FROM node:20-bookworm-slim/);
+      // node:24.x.y-bookworm-slim, optionally @sha256:<digest>; the build stage uses the very same image.
+      const image = /^FROM (node:24\.\d+\.\d+-bookworm-slim(?:@sha256:[0-9a-f]{64})?) AS runtime$/i.exec(
+        runtime[0],
+      );
+      expect(image, runtime[0]).to.not.equal(null);
+      expect(stages[0][0]).to.equal(`FROM ${image![1]} AS build`);
       expect(
         runtime.some((l) => /npm ci\b.*--omit=dev/.test(l)),
         'npm ci --omit=dev',
@@ -184,6 +189,46 @@ describe('deployment files', () => {
       for (const name of ['app1', 'app2']) {
         const { shutdownTimeoutMs } = loadConfig(composeEnv(services[name]));
         expect(durationMs(services[name].stop_grace_period ?? '10s')).to.be.greaterThan(shutdownTimeoutMs);
+      }
+    });
+
+    it('Prometheus mounts deploy/prometheus, scrapes every instance and gets the metrics token file', () => {
+      const prometheus = services.prometheus;
+      expect(prometheus.image).to.match(/^prom\/prometheus:v\d/);
+      expect(prometheus.volumes).to.include('./deploy/prometheus:/etc/prometheus:ro');
+      const config: Doc = parse(read('deploy/prometheus/prometheus.yml'));
+      const job = config.scrape_configs.find((j: Doc) => j.job_name === 'scoreboard');
+      const port = loadConfig(composeEnv(services.app1)).port;
+      expect(job.static_configs[0].targets).to.have.members(['app1', 'app2'].map((n) => `${n}:${port}`));
+      // credentials_file is relative to the config file: the token must be mounted exactly there.
+      const token = prometheus.configs.find((c: Doc) => c.source === 'metrics-token');
+      expect(token.target).to.equal(path.posix.join('/etc/prometheus', job.authorization.credentials_file));
+      expect(compose.configs['metrics-token'].content).to.match(/METRICS_TOKEN/);
+    });
+
+    it('Grafana is provisioned from deploy/grafana, readable without a login click-through', () => {
+      const grafana = services.grafana;
+      expect(grafana.image).to.match(/^grafana\/grafana(-oss)?:\d/);
+      const provider = parse(read('deploy/grafana/provisioning/dashboards/scoreboard.yml')).providers[0];
+      expect(grafana.volumes).to.include.members([
+        './deploy/grafana/provisioning:/etc/grafana/provisioning:ro',
+        `./deploy/grafana/dashboards:${provider.options.path}:ro`,
+      ]);
+      const env = composeEnv(grafana);
+      expect(env.GF_AUTH_ANONYMOUS_ENABLED).to.equal('true');
+      expect(env.GF_AUTH_ANONYMOUS_ORG_ROLE).to.equal('Viewer');
+      expect(grafana.environment.GF_SECURITY_ADMIN_PASSWORD).to.match(/^\$\{GRAFANA_ADMIN_PASSWORD/);
+      const [source] = parse(read('deploy/grafana/provisioning/datasources/prometheus.yml')).datasources;
+      expect(source.url).to.equal(`http://prometheus:9090`);
+      expect(services.prometheus.ports).to.include('9090:9090');
+    });
+
+    it('RabbitMQ (management) is there for the broker features, and no instance is pointed at it yet', () => {
+      expect(services.rabbitmq.image).to.match(/^rabbitmq:[\d.]+-management/);
+      expect(services.rabbitmq.healthcheck?.test).to.be.an('array');
+      for (const [name, service] of ours) {
+        expect(JSON.stringify(service.environment ?? {}), name).not.to.match(/amqp|rabbit/i);
+        expect(Object.keys(service.depends_on ?? {}), name).not.to.include('rabbitmq');
       }
     });
 
