@@ -258,6 +258,35 @@ describe('deployment files', () => {
     });
   });
 
+  describe('deploy/logging', () => {
+    // The README's log-field table is the contract; the shippers may only rely on fields it lists.
+    const readme = read('README.md');
+    const table = readme.slice(readme.indexOf('### Log fields'), readme.indexOf('Shipping them:'));
+    const documented = new Set(
+      table
+        .split('\n')
+        .filter((l) => l.startsWith('| `'))
+        .flatMap((l) => [...l.split('|')[1].matchAll(/`(\w+)`/g)].map((m) => m[1])),
+    );
+
+    it('the README documents the fields the request logger writes', () => {
+      expect([...documented]).to.include.members(['time', 'level', 'msg', 'requestId', 'method', 'route']);
+      expect([...documented]).to.include.members(['status', 'ms', 'userId', 'signal', 'err', 'service']);
+    });
+
+    it('Filebeat and Promtail parse and read only documented fields', () => {
+      const filebeat = read('deploy/logging/filebeat.yml');
+      const promtail: Doc = parse(read('deploy/logging/promtail.yml'));
+      expect(parse(filebeat)['filebeat.inputs'][0].parsers[1].ndjson.target).to.equal('scoreboard');
+      const fromFilebeat = [...filebeat.matchAll(/scoreboard\.(\w+)/g)].map((m) => m[1]);
+      const stages = promtail.scrape_configs[0].pipeline_stages;
+      const fromPromtail = Object.values(stages.find((st: Doc) => st.json).json.expressions) as string[];
+      expect(fromFilebeat.length).to.be.greaterThan(5);
+      for (const field of [...fromFilebeat, ...fromPromtail])
+        expect([...documented], field).to.include(field);
+    });
+  });
+
   describe('deploy/k8s', () => {
     const docs: Doc[] = k8sFiles().flatMap((file) =>
       parseAllDocuments(read(file)).map((d) => {
