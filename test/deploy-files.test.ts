@@ -195,8 +195,12 @@ describe('deployment files', () => {
     it('Prometheus mounts deploy/prometheus, scrapes every instance and gets the metrics token file', () => {
       const prometheus = services.prometheus;
       expect(prometheus.image).to.match(/^prom\/prometheus:v\d/);
-      expect(prometheus.volumes).to.include('./deploy/prometheus:/etc/prometheus:ro');
       const config: Doc = parse(read('deploy/prometheus/prometheus.yml'));
+      // The config and every rule file it loads are mounted where it expects them (paths relative to it).
+      for (const file of ['prometheus.yml', ...config.rule_files]) {
+        expect(prometheus.volumes).to.include(`./deploy/prometheus/${file}:/etc/prometheus/${file}:ro`);
+      }
+      expect(prometheus.command).to.include('--config.file=/etc/prometheus/prometheus.yml');
       const job = config.scrape_configs.find((j: Doc) => j.job_name === 'scoreboard');
       const port = loadConfig(composeEnv(services.app1)).port;
       expect(job.static_configs[0].targets).to.have.members(['app1', 'app2'].map((n) => `${n}:${port}`));
