@@ -10,19 +10,22 @@ import type { Knex } from 'knex';
 const ext = path.extname(__filename); // .ts under tsx, .js once built
 const root = __dirname;
 
-function sourceFor(dir: string): Knex.MigrationSource<string> {
+function sourceFor(dir: string): Knex.MigrationSource<{ file: string }> {
   return {
+    // Objects with a `file` (the extension-less name), because that is what the knex CLI prints for pending
+    // migrations in `migrate:status` / `migrate:list` (it printed "undefined" for plain strings).
     async getMigrations() {
       return fs
         .readdirSync(dir)
         .filter((f) => f.endsWith(ext) && !f.endsWith('.d.ts'))
         .map((f) => path.basename(f, ext))
-        .sort();
+        .sort()
+        .map((file) => ({ file }));
     },
-    getMigrationName: (name) => name,
+    getMigrationName: (m) => m.file,
     // require, not import(): it goes through whichever loader runs us (tsx in development, node when built).
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    getMigration: async (name) => require(path.join(dir, name + ext)),
+    getMigration: async (m) => require(path.join(dir, m.file + ext)),
   };
 }
 
@@ -76,10 +79,19 @@ export function knexConfig(databaseUrl: string, opts: KnexOptions = {}): Knex.Co
       },
     },
     acquireConnectionTimeout: timeoutMs,
-    migrations: { migrationSource: sourceFor(path.join(root, 'migrations')), tableName: 'knex_migrations' },
-    seeds: { directory: path.join(root, 'seeds'), loadExtensions: [ext] },
+    migrations: {
+      migrationSource: sourceFor(path.join(root, 'migrations')),
+      tableName: 'knex_migrations',
+      // For `npx knex migrate:make <name>` (from source): a TypeScript file in our migrations' style. No
+      // `directory` here: it would make knex drop the extension-less migrationSource above; the CLI writes
+      // to ./migrations beside the knexfile.
+      extension: ext.slice(1),
+      stub: path.join(root, 'migrations', 'migration.ts.stub'),
+    },
+    seeds: { directory: path.join(root, 'seeds'), loadExtensions: [ext], extension: ext.slice(1) },
   };
 }
 
-// Used by the knex CLI (`npx knex --knexfile knexfile.ts ...`); the npm scripts go through src/cli/db.ts.
+// Used by the knex CLI (`npx knex ...` through knexfile.js, or `--knexfile dist/knexfile.js` in the image);
+// the npm scripts go through src/cli/db.ts.
 export default knexConfig(process.env.DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/scoreboard');

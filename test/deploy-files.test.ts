@@ -97,9 +97,14 @@ describe('deployment files', () => {
     const runtime = stages[stages.length - 1];
     const instr = (name: string) => runtime.filter((l) => l.toUpperCase().startsWith(`${name} `));
 
-    it('is multi-stage, with a slim Node 20 runtime holding production dependencies only', () => {
+    it('is multi-stage, with a slim Node 24 LTS runtime (an exact release) holding production dependencies only', () => {
       expect(stages.length).to.be.greaterThan(1);
-      expect(runtime[0]).to.match(/^FROM node:20-bookworm-slim/);
+      // node:24.x.y-bookworm-slim, optionally @sha256:<digest>; the build stage uses the very same image.
+      const image = /^FROM (node:24\.\d+\.\d+-bookworm-slim(?:@sha256:[0-9a-f]{64})?) AS runtime$/i.exec(
+        runtime[0],
+      );
+      expect(image, runtime[0]).to.not.equal(null);
+      expect(stages[0][0]).to.equal(`FROM ${image![1]} AS build`);
       expect(
         runtime.some((l) => /npm ci\b.*--omit=dev/.test(l)),
         'npm ci --omit=dev',
@@ -203,6 +208,50 @@ describe('deployment files', () => {
       }
     });
 
+    it('Prometheus mounts deploy/prometheus, scrapes every instance and gets the metrics token file', () => {
+      const prometheus = services.prometheus;
+      expect(prometheus.image).to.match(/^prom\/prometheus:v\d/);
+      const config: Doc = parse(read('deploy/prometheus/prometheus.yml'));
+      // The config and every rule file it loads are mounted where it expects them (paths relative to it).
+      for (const file of ['prometheus.yml', ...config.rule_files]) {
+        expect(prometheus.volumes).to.include(`./deploy/prometheus/${file}:/etc/prometheus/${file}:ro`);
+      }
+      expect(prometheus.command).to.include('--config.file=/etc/prometheus/prometheus.yml');
+      const job = config.scrape_configs.find((j: Doc) => j.job_name === 'scoreboard');
+      const port = loadConfig(composeEnv(services.app1)).port;
+      expect(job.static_configs[0].targets).to.have.members(['app1', 'app2'].map((n) => `${n}:${port}`));
+      // credentials_file is relative to the config file: the token must be mounted exactly there.
+      const token = prometheus.configs.find((c: Doc) => c.source === 'metrics-token');
+      expect(token.target).to.equal(path.posix.join('/etc/prometheus', job.authorization.credentials_file));
+      expect(compose.configs['metrics-token'].content).to.match(/METRICS_TOKEN/);
+    });
+
+    it('Grafana is provisioned from deploy/grafana, readable without a login click-through', () => {
+      const grafana = services.grafana;
+      expect(grafana.image).to.match(/^grafana\/grafana(-oss)?:\d/);
+      const provider = parse(read('deploy/grafana/provisioning/dashboards/scoreboard.yml')).providers[0];
+      expect(grafana.volumes).to.include.members([
+        './deploy/grafana/provisioning:/etc/grafana/provisioning:ro',
+        `./deploy/grafana/dashboards:${provider.options.path}:ro`,
+      ]);
+      const env = composeEnv(grafana);
+      expect(env.GF_AUTH_ANONYMOUS_ENABLED).to.equal('true');
+      expect(env.GF_AUTH_ANONYMOUS_ORG_ROLE).to.equal('Viewer');
+      expect(grafana.environment.GF_SECURITY_ADMIN_PASSWORD).to.match(/^\$\{GRAFANA_ADMIN_PASSWORD/);
+      const [source] = parse(read('deploy/grafana/provisioning/datasources/prometheus.yml')).datasources;
+      expect(source.url).to.equal(`http://prometheus:9090`);
+      expect(services.prometheus.ports).to.include('9090:9090');
+    });
+
+    it('RabbitMQ (management) is there for the broker features, and no instance is pointed at it yet', () => {
+      expect(services.rabbitmq.image).to.match(/^rabbitmq:[\d.]+-management/);
+      expect(services.rabbitmq.healthcheck?.test).to.be.an('array');
+      for (const [name, service] of ours) {
+        expect(JSON.stringify(service.environment ?? {}), name).not.to.match(/amqp|rabbit/i);
+        expect(Object.keys(service.depends_on ?? {}), name).not.to.include('rabbitmq');
+      }
+    });
+
     it('puts nginx in front of both instances, configured for Server-Sent Events', () => {
       const mount = (services.nginx.volumes as string[]).find((v) => v.includes('nginx.conf'));
       expect(mount).to.match(/^\.\/deploy\/nginx\.conf:/);
@@ -226,6 +275,35 @@ describe('deployment files', () => {
         expect(sse![2], directive).to.include(directive);
       }
       expect(sse![2]).to.match(/proxy_read_timeout (\d+h|\d{3,}s?);/);
+    });
+  });
+
+  describe('deploy/logging', () => {
+    // The README's log-field table is the contract; the shippers may only rely on fields it lists.
+    const readme = read('README.md');
+    const table = readme.slice(readme.indexOf('### Log fields'), readme.indexOf('Shipping them:'));
+    const documented = new Set(
+      table
+        .split('\n')
+        .filter((l) => l.startsWith('| `'))
+        .flatMap((l) => [...l.split('|')[1].matchAll(/`(\w+)`/g)].map((m) => m[1])),
+    );
+
+    it('the README documents the fields the request logger writes', () => {
+      expect([...documented]).to.include.members(['time', 'level', 'msg', 'requestId', 'method', 'route']);
+      expect([...documented]).to.include.members(['status', 'ms', 'userId', 'signal', 'err', 'service']);
+    });
+
+    it('Filebeat and Promtail parse and read only documented fields', () => {
+      const filebeat = read('deploy/logging/filebeat.yml');
+      const promtail: Doc = parse(read('deploy/logging/promtail.yml'));
+      expect(parse(filebeat)['filebeat.inputs'][0].parsers[1].ndjson.target).to.equal('scoreboard');
+      const fromFilebeat = [...filebeat.matchAll(/scoreboard\.(\w+)/g)].map((m) => m[1]);
+      const stages = promtail.scrape_configs[0].pipeline_stages;
+      const fromPromtail = Object.values(stages.find((st: Doc) => st.json).json.expressions) as string[];
+      expect(fromFilebeat.length).to.be.greaterThan(5);
+      for (const field of [...fromFilebeat, ...fromPromtail])
+        expect([...documented], field).to.include(field);
     });
   });
 
