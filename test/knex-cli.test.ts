@@ -37,10 +37,13 @@ describe('knex CLI (npx knex ...)', function () {
   let clone: string;
   let db: Knex;
 
-  async function knexCli(...args: string[]): Promise<string> {
-    const { stdout, stderr } = await run(process.execPath, [KNEX_CLI, ...args], {
+  async function knexCli(...args: string[]): Promise<string>;
+  async function knexCli(env: Record<string, string>, ...args: string[]): Promise<string>;
+  async function knexCli(...input: Array<string | Record<string, string>>): Promise<string> {
+    const env = typeof input[0] === 'object' ? (input.shift() as Record<string, string>) : {};
+    const { stdout, stderr } = await run(process.execPath, [KNEX_CLI, ...(input as string[])], {
       cwd: clone,
-      env: { ...process.env, DATABASE_URL: databaseUrl, NO_COLOR: '1', FORCE_COLOR: '0' },
+      env: { ...process.env, DATABASE_URL: databaseUrl, NO_COLOR: '1', FORCE_COLOR: '0', ...env },
     });
     return stdout + stderr;
   }
@@ -92,9 +95,15 @@ describe('knex CLI (npx knex ...)', function () {
     expect(status).to.include('No Pending Migration files Found.');
   });
 
-  it('seed:run loads the demo users, and running it again changes nothing', async () => {
-    expect(await knexCli('seed:run')).to.include('Ran 1 seed files');
+  it('seed:run loads nothing without SEED_DEMO=true (no well-known admin in production)', async () => {
     await knexCli('seed:run');
+    expect(await db('users').pluck('id')).to.deep.equal([]);
+  });
+
+  it('seed:run with SEED_DEMO=true loads the demo users, and running it again changes nothing', async () => {
+    const demo = { SEED_DEMO: 'true' };
+    expect(await knexCli(demo, 'seed:run')).to.include('Ran 1 seed files');
+    await knexCli(demo, 'seed:run');
     const ids = await db('users').orderBy('id').pluck('id');
     expect(ids).to.deep.equal(DEMO_USERS.map((u) => u.id).sort());
     const seeded = await db('score_events').where({ action_id: 'seed' }).count({ n: '*' });
