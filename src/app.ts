@@ -38,6 +38,7 @@ export type AppDeps = Pick<
   | 'verifyToken'
   | 'loadCaller'
   | 'isShuttingDown'
+  | 'authStatus'
   | 'collect'
 >;
 
@@ -101,6 +102,7 @@ export function createApp(deps: AppDeps): Koa {
     db: deps.db,
     redis: deps.redis,
     isShuttingDown: deps.isShuttingDown,
+    authStatus: config.jwt.mode === 'oidc' || config.jwt.mode === 'jwks' ? deps.authStatus : undefined,
     timeoutMs: config.databaseTimeoutMs,
     readyzCacheMs: config.readyzCacheMs,
     // With METRICS_PORT, src/main.ts serves /metrics on that port and the main port does not know it.

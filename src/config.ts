@@ -11,6 +11,9 @@ import { derived, optional, readTable, rulesOf, value, type Resolve } from './co
  */
 const int = () => Joi.number().integer();
 const JWT_ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'ES256'] as const;
+/** What an identity provider's keys (OIDC_ISSUER, JWT_JWKS_URL) may sign with. */
+const PROVIDER_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'ES384'] as const;
+type ProviderAlgorithm = (typeof PROVIDER_ALGORITHMS)[number];
 
 /**
  * The well-known secret `npm run dev` and `npm run token` fall back to when no key is configured. Public on
@@ -42,37 +45,82 @@ const table = {
   redisPrefix: value<string>('REDIS_PREFIX', Joi.string().min(1).max(64).default('scoreboard:')),
   redisTimeoutMs: value<number>('REDIS_TIMEOUT_MS', int().min(10).default(500)),
   jwt: {
+    // Exactly one way to get keys (see the rules below the table): a shared secret, one PEM public key, or an
+    // identity provider's published key set, found by OIDC discovery or given as a URL.
+    mode: derived<'secret' | 'public-key' | 'oidc' | 'jwks'>({}, (v) =>
+      v.JWT_SECRET ? 'secret' : v.JWT_PUBLIC_KEY ? 'public-key' : v.OIDC_ISSUER ? 'oidc' : 'jwks',
+    ),
+    oidcIssuer: optional<string>('OIDC_ISSUER', Joi.string().uri({ scheme: ['https', 'http'] })),
+    jwksUrl: optional<string>('JWT_JWKS_URL', Joi.string().uri({ scheme: ['https', 'http'] })),
+    // The algorithms a provider's tokens may use (comma-separated); a token's `alg` outside them is refused.
+    algorithms: derived<ProviderAlgorithm[]>(
+      {
+        JWT_ALGORITHMS: Joi.string()
+          .pattern(new RegExp(`^(${PROVIDER_ALGORITHMS.join('|')})(,(${PROVIDER_ALGORITHMS.join('|')}))*$`))
+          .default('RS256')
+          .messages({
+            'string.pattern.base': `"JWT_ALGORITHMS" lists some of ${PROVIDER_ALGORITHMS.join(', ')}`,
+          }),
+      },
+      (v) => [...new Set((v.JWT_ALGORITHMS as string).split(','))] as ProviderAlgorithm[],
+    ),
+    // The claim that carries a display name, then `preferred_username` (Keycloak, Entra ID), then none.
+    nameClaim: value<string>(
+      'JWT_NAME_CLAIM',
+      Joi.string()
+        .pattern(/^[\w.:-]{1,64}$/)
+        .default('name'),
+    ),
+    jwks: {
+      // Every fetch of discovery or keys gives up after this long: a slow provider never holds a request.
+      timeoutMs: value<number>('JWKS_TIMEOUT_MS', int().min(100).max(60_000).default(2000)),
+      // A token with an unknown key refetches the keys at most once per this long (failures count too).
+      cooldownMs: value<number>('JWKS_COOLDOWN_MS', int().min(0).max(3_600_000).default(30_000)),
+      // Keys are refreshed this often in the background (so a removed key stops verifying within it).
+      refreshMs: value<number>('JWKS_REFRESH_MS', int().min(1000).max(86_400_000).default(600_000)),
+    },
+    // For JWT_SECRET and JWT_PUBLIC_KEY: the one algorithm accepted.
     algorithm: value<(typeof JWT_ALGORITHMS)[number]>(
       'JWT_ALGORITHM',
       Joi.string()
         .valid(...JWT_ALGORITHMS)
         .default((parent: Record<string, unknown>) => (parent.JWT_PUBLIC_KEY ? 'RS256' : 'HS256')),
     ),
-    // Exactly one of the two (see the rules below the table).
-    key: derived<string>(
+    key: derived<string | undefined>(
       {
         JWT_SECRET: Joi.string().min(32).messages({
           'string.min': '"JWT_SECRET" must be at least 32 bytes long (HS256 needs a key as long as its hash)',
         }),
         JWT_PUBLIC_KEY: Joi.string().pattern(/-----BEGIN [A-Z ]*PUBLIC KEY-----/, 'PEM public key'),
       },
-      (v) => (v.JWT_SECRET ?? v.JWT_PUBLIC_KEY) as string,
+      (v) => (v.JWT_SECRET ?? v.JWT_PUBLIC_KEY) as string | undefined,
     ),
     // In production a token must name us: without iss/aud checks, a token the same identity provider issued
-    // for another application would be accepted here.
-    issuer: optional<string>(
-      'JWT_ISSUER',
-      Joi.string().when('NODE_ENV', { is: 'production', then: Joi.required() }).messages({
-        'any.required':
-          '"JWT_ISSUER" is required when NODE_ENV is production (tokens must name their issuer)',
-      }),
+    // for another application would be accepted here. With OIDC_ISSUER the issuer is that, exactly.
+    issuer: derived<string | undefined>(
+      {
+        JWT_ISSUER: Joi.string()
+          .when('NODE_ENV', {
+            is: 'production',
+            then: Joi.when('OIDC_ISSUER', { is: Joi.exist(), otherwise: Joi.required() }),
+          })
+          .messages({
+            'any.required':
+              '"JWT_ISSUER" is required when NODE_ENV is production (tokens must name their issuer)',
+          }),
+      },
+      (v) => (v.JWT_ISSUER ?? v.OIDC_ISSUER) as string | undefined,
     ),
     audience: optional<string>(
       'JWT_AUDIENCE',
-      Joi.string().when('NODE_ENV', { is: 'production', then: Joi.required() }).messages({
-        'any.required':
-          '"JWT_AUDIENCE" is required when NODE_ENV is production (tokens must be meant for us)',
-      }),
+      Joi.string()
+        .when('NODE_ENV', { is: 'production', then: Joi.required() })
+        .when('OIDC_ISSUER', { is: Joi.exist(), then: Joi.required() })
+        .when('JWT_JWKS_URL', { is: Joi.exist(), then: Joi.required() })
+        .messages({
+          'any.required':
+            '"JWT_AUDIENCE" is required in production and with an identity provider (tokens must be meant for us)',
+        }),
     ),
     clockToleranceS: value<number>('JWT_CLOCK_TOLERANCE_S', int().min(0).max(300).default(30)),
     /** Tokens issued (`iat`) longer ago than this are refused, and so are tokens without `iat`. */
@@ -186,19 +234,29 @@ export type Config = Resolve<typeof table>;
 
 const HMAC = ['HS256', 'HS384', 'HS512'];
 
+const KEY_MODES = ['JWT_SECRET', 'JWT_PUBLIC_KEY', 'OIDC_ISSUER', 'JWT_JWKS_URL'];
+
 const schema = Joi.object(rulesOf(table))
-  .xor('JWT_SECRET', 'JWT_PUBLIC_KEY')
+  .oxor(...KEY_MODES)
   .and('TLS_CERT_FILE', 'TLS_KEY_FILE')
   .messages({
-    'object.missing': 'one of "JWT_SECRET" (HS256) or "JWT_PUBLIC_KEY" (RS256/ES256) must be set',
-    'object.xor': 'set only one of "JWT_SECRET" and "JWT_PUBLIC_KEY"',
+    'object.oxor': 'set only one of "JWT_SECRET", "JWT_PUBLIC_KEY", "OIDC_ISSUER" and "JWT_JWKS_URL"',
     'object.and': 'set both "TLS_CERT_FILE" and "TLS_KEY_FILE", or neither',
   })
   .custom((env: Record<string, unknown>, helpers) => {
+    if (!KEY_MODES.some((k) => env[k] !== undefined))
+      return helpers.message({
+        custom:
+          'one of "JWT_SECRET" (HS256), "JWT_PUBLIC_KEY" (RS256/ES256), "OIDC_ISSUER" or "JWT_JWKS_URL" ' +
+          '(an identity provider) must be set',
+      });
     if (env.NODE_ENV === 'production' && env.JWT_SECRET === DEV_JWT_SECRET)
       return helpers.message({
         custom: '"JWT_SECRET" is the public development secret of `npm run dev`; production needs its own',
       });
+    if (env.OIDC_ISSUER !== undefined && env.JWT_ISSUER !== undefined && env.JWT_ISSUER !== env.OIDC_ISSUER)
+      return helpers.message({ custom: '"JWT_ISSUER" must equal "OIDC_ISSUER", or be left unset' });
+    if (env.OIDC_ISSUER !== undefined || env.JWT_JWKS_URL !== undefined) return env; // JWT_ALGORITHMS applies
     const hmac = HMAC.includes(env.JWT_ALGORITHM as string);
     if (hmac && !env.JWT_SECRET)
       return helpers.message({ custom: `"JWT_ALGORITHM" ${env.JWT_ALGORITHM} needs "JWT_SECRET"` });

@@ -1,4 +1,5 @@
 import { createCallerLoader } from './auth/caller';
+import { createJwksKeys } from './auth/jwks';
 import { createTokenVerifier } from './auth/tokens';
 import { createCheatDetector } from './cheat/detector';
 import type { Config } from './config';
@@ -101,7 +102,21 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
     retryAfterS: config.retryAfterS,
     metrics,
   });
-  const verifyToken = createTokenVerifier(config.jwt);
+  // An identity provider's keys (OIDC_ISSUER, JWT_JWKS_URL), fetched and cached; none with a configured key.
+  const keys =
+    config.jwt.mode === 'oidc' || config.jwt.mode === 'jwks'
+      ? createJwksKeys({
+          issuer: config.jwt.oidcIssuer,
+          jwksUrl: config.jwt.jwksUrl,
+          ...config.jwt.jwks,
+          metrics,
+          logger,
+        })
+      : undefined;
+  const verifyToken = createTokenVerifier(config.jwt, {
+    keys,
+    onRejected: (reason) => metrics.tokenRejections.inc({ reason }),
+  });
   const loadCaller = createCallerLoader({
     db,
     autoProvision: config.autoProvisionUsers,
@@ -136,6 +151,8 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
     verifyToken,
     loadCaller,
     isShuttingDown: () => shuttingDown,
+    /** Readiness of token verification: an identity provider's keys that could never be loaded fail it. */
+    authStatus: () => (keys ? keys.status() : { loaded: true, error: undefined }),
     /** Refreshes the gauges that are read rather than counted. */
     collect() {
       metrics.snapshotAge.set(snapshot.age() / 1000);
@@ -143,6 +160,7 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
       metrics.wsSubscribers.set(ws.size());
     },
     async start() {
+      await keys?.start(); // bounded by JWKS_TIMEOUT_MS; a provider that is down leaves the instance unready
       mirror.start();
       await snapshot.start();
     },
@@ -157,6 +175,7 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
       ws.close();
       await scores.drain();
       cheat.stop();
+      keys?.stop();
       await snapshot.stop();
       await mirror.stop();
     },

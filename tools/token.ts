@@ -28,6 +28,12 @@ RS256/ES256. JWT_ALGORITHM, JWT_ISSUER, JWT_AUDIENCE and JWT_TYP are honoured.`;
 
 /** The key that signs tokens the configured service will accept. */
 export function signingKeyFor(jwtConfig: Config['jwt'], env: NodeJS.ProcessEnv = process.env): string {
+  if (jwtConfig.key === undefined) {
+    throw new TokenCliError(
+      "With OIDC_ISSUER or JWT_JWKS_URL the service trusts your identity provider's keys: get a token from the " +
+        'provider (README: "Using your identity provider"); this command signs only for JWT_SECRET and JWT_PUBLIC_KEY.',
+    );
+  }
   if (jwtConfig.algorithm.startsWith('HS')) return jwtConfig.key;
   const privateKey = env.JWT_PRIVATE_KEY;
   if (!privateKey) {
@@ -63,7 +69,7 @@ export function mintToken(
     throw new TokenCliError(`Could not sign the token: ${(err as Error).message}`);
   }
   try {
-    jwt.verify(token, jwtConfig.key, {
+    jwt.verify(token, jwtConfig.key!, {
       algorithms: [jwtConfig.algorithm],
       issuer: jwtConfig.issuer,
       audience: jwtConfig.audience,

@@ -44,7 +44,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
         DATABASE_URL: opts.databaseUrl,
         REDIS_URL: opts.redisUrl,
         REDIS_PREFIX: opts.redisPrefix,
-        JWT_SECRET: opts.jwtSecret,
+        // With JWT_JWKS_URL in opts.env the service trusts that key set instead: exactly one key mode.
+        ...(opts.env?.JWT_JWKS_URL ? {} : { JWT_SECRET: opts.jwtSecret }),
         JWT_ISSUER: BENCH_JWT.issuer,
         JWT_AUDIENCE: BENCH_JWT.audience,
         WORKERS: String(opts.workers),

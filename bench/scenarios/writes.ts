@@ -2,6 +2,7 @@ import { bareMysqlLoop } from '../baselines/bare-mysql';
 import { mb, round, type BenchContext, type Row, type ScenarioResult } from '../lib/context';
 import { httpLoad, interleaved, type Measured } from '../lib/load';
 import { treeRss } from '../lib/proc';
+import { startJwksServer } from '../lib/jwks-server';
 import { startService, type RunningService } from '../lib/service';
 
 /** Concurrent clients for the service's writes: enough to keep batches full, few enough for a low p99. */
@@ -53,11 +54,20 @@ export async function writesScenario(ctx: BenchContext): Promise<ScenarioResult>
 
   const on = `service, group commit (${WRITE_CONNECTIONS} conns)`;
   const off = 'service, batching off';
+  const jwksMode = `service, JWKS RS256 (${WRITE_CONNECTIONS} conns)`;
   const services: Record<string, RunningService> = {};
+  // The same users with RS256 tokens from a local identity provider's key set (JWT_JWKS_URL).
+  const jwks = await startJwksServer();
+  const tokens: Record<string, { tokens: string[] }> = {
+    [jwksMode]: { tokens: jwks.tokensFor(ctx.main.userIds) },
+  };
   try {
-    for (const [name, env] of [[on, {}], ...(ctx.quick ? [] : [[off, { WRITE_BATCH_MAX: '1' }]])] as Array<
-      [string, Record<string, string>]
-    >) {
+    const variants: Array<[string, Record<string, string>]> = [
+      [on, {}],
+      [jwksMode, { JWT_JWKS_URL: jwks.url, JWT_ALGORITHMS: 'RS256' }],
+      ...(ctx.quick ? [] : ([[off, { WRITE_BATCH_MAX: '1' }]] as Array<[string, Record<string, string>]>)),
+    ];
+    for (const [name, env] of variants) {
       services[name] = await startService({
         databaseUrl: ctx.main.url,
         redisUrl: ctx.redisUrl,
@@ -74,7 +84,7 @@ export async function writesScenario(ctx: BenchContext): Promise<ScenarioResult>
       bare: () => (ctx.rounds > 1 ? bare(peak) : Promise.resolve(sweep.find((s) => s.concurrency === peak)!)),
     };
     for (const [name, s] of Object.entries(services))
-      runs[name] = () => postWrites(ctx, s.url, ctx.main, `w${tag++}`);
+      runs[name] = () => postWrites(ctx, s.url, tokens[name] ?? ctx.main, `w${tag++}`);
     const m = await interleaved(ctx.rounds, runs, ctx.log);
 
     const rows: Row[] = [
@@ -112,5 +122,6 @@ export async function writesScenario(ctx: BenchContext): Promise<ScenarioResult>
     };
   } finally {
     for (const s of Object.values(services)) await s.stop();
+    await jwks.close();
   }
 }

@@ -45,7 +45,8 @@ export function createJwksKeys(opts: JwksOptions) {
     });
     if (!res.ok) throw new Error(`${url} answered ${res.status}`);
     const text = await res.text();
-    if (text.length > MAX_DOCUMENT_BYTES) throw new Error(`${url} sent more than ${MAX_DOCUMENT_BYTES} bytes`);
+    if (text.length > MAX_DOCUMENT_BYTES)
+      throw new Error(`${url} sent more than ${MAX_DOCUMENT_BYTES} bytes`);
     const value = JSON.parse(text) as unknown;
     if (typeof value !== 'object' || value === null) throw new Error(`${url} did not send a JSON object`);
     return value as Record<string, unknown>;
@@ -53,7 +54,8 @@ export function createJwksKeys(opts: JwksOptions) {
 
   async function discover(issuer: string): Promise<string> {
     const doc = await getJson(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`);
-    if (doc.issuer !== issuer) throw new Error(`discovery names the issuer ${String(doc.issuer)}, not ${issuer}`);
+    if (doc.issuer !== issuer)
+      throw new Error(`discovery names the issuer ${String(doc.issuer)}, not ${issuer}`);
     if (typeof doc.jwks_uri !== 'string') throw new Error('discovery has no jwks_uri');
     return doc.jwks_uri;
   }

@@ -25,6 +25,8 @@ export function opsRoutes(deps: {
   db: Db;
   redis: Redis;
   isShuttingDown: () => boolean;
+  /** Token verification: false while an identity provider's keys could never be loaded. */
+  authStatus?: () => { loaded: boolean };
   timeoutMs: number;
   readyzCacheMs: number;
   /** Undefined when metrics are served on METRICS_PORT instead (src/main.ts). */
@@ -45,11 +47,14 @@ export function opsRoutes(deps: {
       return;
     }
     const mysql = await mysqlUp();
-    ctx.status = mysql ? 200 : 503;
+    // Without the provider's keys no token verifies: not ready, though reads could still be served.
+    const keys = deps.authStatus?.().loaded ?? true;
+    ctx.status = mysql && keys ? 200 : 503;
     ctx.body = {
-      status: mysql ? (redis === 'up' ? 'ready' : 'degraded') : 'unavailable',
+      status: mysql && keys ? (redis === 'up' ? 'ready' : 'degraded') : 'unavailable',
       mysql: mysql ? 'up' : 'down',
       redis,
+      ...(deps.authStatus ? { jwks: keys ? 'loaded' : 'unavailable' } : {}),
     };
   });
   if (deps.metrics) metricsRoutes(router, deps.metrics);

@@ -75,6 +75,23 @@ export function createMetrics() {
       help: 'Server-Sent Events streams opened',
       registers: [registry],
     }),
+    jwksFetches: new Counter({
+      name: 'jwks_fetches_total',
+      help: "Fetches of the identity provider's signing keys (discovery included), by result",
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    jwksCooldownHits: new Counter({
+      name: 'jwks_cooldown_hits_total',
+      help: 'Tokens with an unknown key refused without a fetch, because one ran less than JWKS_COOLDOWN_MS ago',
+      registers: [registry],
+    }),
+    tokenRejections: new Counter({
+      name: 'token_rejections_total',
+      help: 'Bearer tokens refused (401), by reason (never the token itself)',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     redisErrors: new Counter({
       name: 'redis_errors_total',
       help: 'Redis commands or connections that failed',

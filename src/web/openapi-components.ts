@@ -211,11 +211,12 @@ export function schemas(config: Pick<Config, 'scoreboardSize' | 'maxScoreIncreme
       required: ['status', 'mysql', 'redis'],
       description:
         'MySQL decides readiness; Redis being unreachable degrades it without failing. Fails while the ' +
-        'instance shuts down.',
+        'instance shuts down, and with an identity provider while its keys could never be loaded.',
       properties: {
         status: { enum: ['ready', 'degraded', 'unavailable', 'shutting-down'] },
         mysql: { enum: ['up', 'down', 'unknown'] },
         redis: { enum: ['up', 'degraded'] },
+        jwks: { enum: ['loaded', 'unavailable'], description: 'Only with OIDC_ISSUER or JWT_JWKS_URL.' },
       },
     },
     CheatFlag: {

@@ -72,9 +72,11 @@ export function openApiDocument(config: Config): Json {
           scheme: 'bearer',
           bearerFormat: 'JWT',
           description:
-            `A JWT signed with the configured key (${config.jwt.algorithm}); \`sub\` is the user id and \`exp\` ` +
-            'is required. An unknown user is created from the token (`sub`, `name`) when AUTO_PROVISION_USERS ' +
-            'is on.',
+            (config.jwt.mode === 'oidc' || config.jwt.mode === 'jwks'
+              ? `An access token from the identity provider (${config.jwt.algorithms.join(', ')}, a published kid)`
+              : `A JWT signed with the configured key (${config.jwt.algorithm})`) +
+            '; `sub` is the user id and `exp` is required. An unknown user is created from the token (`sub`, ' +
+            '`name`) as a player when AUTO_PROVISION_USERS is on; roles never come from a token.',
         },
       },
     },
