@@ -35,12 +35,19 @@ export async function seed(knex: Knex): Promise<void> {
       if (u.score === 0) return;
       const seeded = await trx('score_events').where({ user_id: u.id, action_id: 'seed' }).first('id');
       if (seeded) return;
+      // Demo points go to `global`/`all` (the time windows start empty).
+      const row_ = {
+        board_id: 'global',
+        window_name: 'all',
+        cycle_start: '1970-01-01 00:00:00',
+        user_id: u.id,
+      };
       await trx.raw(
-        `INSERT INTO scores (user_id, score, reached_at, version) VALUES (?, 0, CURRENT_TIMESTAMP(6), 0)
-         ON DUPLICATE KEY UPDATE user_id = user_id`,
-        [u.id],
+        `INSERT INTO board_scores (board_id, window_name, cycle_start, user_id, score, reached_at, version)
+         VALUES (?, ?, ?, ?, 0, CURRENT_TIMESTAMP(6), 0) ON DUPLICATE KEY UPDATE user_id = user_id`,
+        [row_.board_id, row_.window_name, row_.cycle_start, u.id],
       );
-      const [row] = await trx('scores').where({ user_id: u.id }).forUpdate().select('score');
+      const [row] = await trx('board_scores').where(row_).forUpdate().select('score');
       const scoreAfter = Number(row.score) + u.score;
       const [eventId] = await trx('score_events').insert({
         user_id: u.id,
@@ -49,8 +56,8 @@ export async function seed(knex: Knex): Promise<void> {
         actor_id: 'admin',
         action_id: 'seed',
       });
-      await trx('scores')
-        .where({ user_id: u.id })
+      await trx('board_scores')
+        .where(row_)
         .update({
           score: scoreAfter,
           reached_at: trx.raw('CURRENT_TIMESTAMP(6)'),

@@ -18,6 +18,8 @@ import { snapshotRoutes } from './leaderboard/snapshot/routes';
 import { streamRoutes } from './transports/sse/routes';
 import { wsRoutes } from './transports/ws/routes';
 import { userRoutes } from './users/routes';
+import { boardRoutes } from './leaderboard/boards/routes';
+import { boardReadRoutes } from './leaderboard/read/board-routes';
 import { webRoutes } from './web/routes';
 
 /** What the HTTP app uses of an instance's container: its parts, never its lifecycle. */
@@ -31,7 +33,9 @@ export type AppDeps = Pick<
   | 'metrics'
   | 'mirror'
   | 'standingFallback'
-  | 'snapshot'
+  | 'archiveFallback'
+  | 'boardRegistry'
+  | 'boards'
   | 'scores'
   | 'hub'
   | 'cheat'
@@ -126,20 +130,45 @@ export function createApp(deps: AppDeps): Koa {
   const ws = wsRoutes(); // GET without an upgrade: 426 (the upgrade itself is the server's, see src/main.ts)
   app.use(ws.routes()).use(ws.allowedMethods({ throw: true }));
 
+  const stream = {
+    hub: deps.hub,
+    retryAfterS: config.retryAfterS,
+    clientKey: (ip: string) => clientKey(ip, config.rateLimit.ipv6Prefix),
+  };
   // The unversioned /api is the current version, as the original specification wrote it.
   for (const prefix of ['/api/v1', '/api']) {
     const api = new Router({ ...ROUTER_OPTIONS, prefix });
-    snapshotRoutes(api, { snapshot: deps.snapshot, pollIntervalS: config.pollIntervalS });
-    streamRoutes(api, {
-      hub: deps.hub,
+    snapshotRoutes(api, { boards: deps.boards, pollIntervalS: config.pollIntervalS });
+    streamRoutes(api, { ...stream, boards: deps.boards });
+    boardRoutes(api, {
+      db: deps.db,
+      boards: deps.boardRegistry,
+      loadCaller: deps.loadCaller,
+      verifyToken: deps.verifyToken,
+      maxBoards: config.boards.max,
+      maxWindows: config.boards.maxWindows,
+      maxBodyBytes: config.maxBodyBytes,
+    });
+    boardReadRoutes(api, {
+      db: deps.db,
+      boards: deps.boardRegistry,
+      windows: deps.boards,
+      mirror: deps.mirror,
+      liveGate: deps.standingFallback,
+      archiveGate: deps.archiveFallback,
+      stream,
+      size: config.scoreboardSize,
+      pollIntervalS: config.pollIntervalS,
+      maxAround: config.boards.maxAround,
+      maxPage: config.boards.maxPage,
       retryAfterS: config.retryAfterS,
-      clientKey: (ip) => clientKey(ip, config.rateLimit.ipv6Prefix),
     });
     scoreWriteRoutes(api, {
       loadCaller: deps.loadCaller,
       verifyToken: deps.verifyToken,
       writeLimit,
       scores: deps.scores,
+      findBoard: deps.boardRegistry.find,
       maxScoreIncrement: config.maxScoreIncrement,
       maxBodyBytes: config.maxBodyBytes,
       retryAfterS: config.retryAfterS,
@@ -157,7 +186,8 @@ export function createApp(deps: AppDeps): Koa {
       loadCaller: deps.loadCaller,
       verifyToken: deps.verifyToken,
       mirror: deps.mirror,
-      onChanged: deps.snapshot.markDirty,
+      liveSince: () => deps.boardRegistry.liveSince(new Date(), config.boards.closedCycleGraceMs),
+      onChanged: deps.boards.markAllDirty,
       maxBodyBytes: config.maxBodyBytes,
     });
     cheatRoutes(api, { loadCaller: deps.loadCaller, verifyToken: deps.verifyToken, cheat: deps.cheat });

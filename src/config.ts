@@ -159,6 +159,30 @@ const table = {
   ),
   mirrorSyncIntervalMs: value<number>('MIRROR_SYNC_INTERVAL_MS', int().min(100).default(2000)),
   mirrorSyncWindowMs: value<number>('MIRROR_SYNC_WINDOW_MS', int().min(1000).default(10_000)),
+  boards: {
+    // Boards an admin may create, in all (global included), and windows per board.
+    max: value<number>('MAX_BOARDS', int().min(1).max(100_000).default(1000)),
+    maxWindows: value<number>('MAX_WINDOWS_PER_BOARD', int().min(1).max(32).default(8)),
+    // Other instances' new boards are known here within BOARDS_REFRESH_MS, or at the first request for one
+    // (at most one reload per BOARDS_MISS_RELOAD_MS, so unknown ids cannot make MySQL work harder).
+    refreshMs: value<number>('BOARDS_REFRESH_MS', int().min(100).max(3_600_000).default(10_000)),
+    missReloadMs: value<number>('BOARDS_MISS_RELOAD_MS', int().min(0).max(60_000).default(1000)),
+    // A board window's live snapshot is dropped when nobody polled or followed it for this long.
+    idleMs: value<number>('BOARD_SNAPSHOT_IDLE_MS', int().min(1000).max(86_400_000).default(300_000)),
+    // A closed cycle leaves Redis this long after its end (it stays in MySQL for `at=` reads).
+    closedCycleGraceMs: value<number>(
+      'CLOSED_CYCLE_GRACE_MS',
+      int()
+        .min(0)
+        .max(31 * 86_400_000)
+        .default(3_600_000),
+    ),
+    // Archive reads (`at=` in a closed cycle) are cached this long; at most DB_FALLBACK_CONCURRENCY at once.
+    archiveCacheMs: value<number>('ARCHIVE_CACHE_MS', int().min(0).max(3_600_000).default(10_000)),
+    // `around=` neighbours per side, and the page size of /entries.
+    maxAround: value<number>('MAX_AROUND', int().min(0).max(25).default(25)),
+    maxPage: value<number>('MAX_ENTRIES_PAGE', int().min(1).max(100).default(100)),
+  },
   writeBatching: {
     maxBatch: value<number>('WRITE_BATCH_MAX', int().min(1).max(500).default(50)),
     // Group commit (src/leaderboard/write/write-queue.ts): a partial batch waits up to WRITE_BATCH_WAIT_MS for

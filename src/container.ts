@@ -4,9 +4,9 @@ import { createTokenVerifier } from './auth/tokens';
 import { createCheatDetector } from './cheat/detector';
 import type { Config } from './config';
 import { createEvents } from './events';
-import { createMirror, type Standing } from './leaderboard/cache/mirror';
+import { createMirror } from './leaderboard/cache/mirror';
 import { createDbFallback } from './leaderboard/read/db-fallback';
-import { createSnapshotEngine } from './leaderboard/snapshot/engine';
+import { createBoardRegistry } from './leaderboard/boards/registry';
 import { createScoreService } from './leaderboard/write/service';
 import { createDb } from './platform/db';
 import { createLogger } from './platform/logger';
@@ -38,6 +38,12 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
   const metrics = createMetrics();
   redis.on('error', () => metrics.redisErrors.inc());
 
+  const boardRegistry = createBoardRegistry({
+    db,
+    logger,
+    refreshMs: config.boards.refreshMs,
+    missReloadMs: config.boards.missReloadMs,
+  });
   const mirror = createMirror({
     db,
     redis,
@@ -45,17 +51,27 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
     logger,
     syncIntervalMs: config.mirrorSyncIntervalMs,
     syncWindowMs: config.mirrorSyncWindowMs,
+    boards: boardRegistry,
+    graceMs: config.boards.closedCycleGraceMs,
   });
   // The one gate public reads pass through to reach MySQL (DB_FALLBACK_CONCURRENCY, DB_FALLBACK_CACHE_MS).
-  const standingFallback = createDbFallback<Standing | undefined>(config.dbFallback);
-  const snapshot = createSnapshotEngine({
+  const standingFallback = createDbFallback<unknown>(config.dbFallback);
+  // Archive reads (`at=` a closed cycle, /entries, around-me) reach MySQL through the same kind of gate.
+  const archiveFallback = createDbFallback<unknown>({
+    concurrency: config.dbFallback.concurrency,
+    cacheMs: config.boards.archiveCacheMs,
+  });
+  const boards = createBoardWindows({
     db,
     redis,
     subscriber,
+    boards: boardRegistry,
     prefix: config.redisPrefix,
     size: config.scoreboardSize,
     tickMs: config.snapshotTickMs,
+    idleMs: config.boards.idleMs,
     logger,
+    onChanged: (feed, s) => events.emit('snapshotChanged', { ...feed, snapshot: s }),
   });
   const cheat = createCheatDetector({
     db,
@@ -70,6 +86,7 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
   const scores = createScoreService({
     db,
     mirror,
+    windowsOf: (id) => boardRegistry.get(id)?.windows,
     logger,
     batching: config.writeBatching,
     events,
@@ -78,13 +95,11 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
   // One set of connection slots for both push transports (SSE_MAX_CLIENTS, RATE_LIMIT_STREAMS_PER_IP).
   const slots = createSlots(config.streams);
   const hub = createStreamHub({
-    snapshot,
     slots,
     options: config.sse,
     logger,
     onAttach: () => metrics.sseConnections.inc(),
   });
-  const boards = createBoardWindows({ snapshot });
   const ws = createWsHub({
     boards,
     slots,
@@ -123,9 +138,8 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
     cacheTtlMs: config.authCacheTtlMs,
   });
 
-  snapshot.onChange((s) => events.emit('snapshotChanged', s));
   events.on('snapshotChanged', () => metrics.snapshotChanges.inc());
-  events.on('batchCommitted', (e) => e.changed && snapshot.markDirty());
+  events.on('batchCommitted', (e) => e.changed && boards.markDirty(e.boards));
   events.on('batchCommitted', (e) => metrics.observeBatch(e.outcomes.map((o) => o.kind)));
   events.on('batchCommitted', cheat.observeBatch);
   events.on('rateLimited', (e) => metrics.rateLimited.inc({ limit: e.limit }));
@@ -141,7 +155,9 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
     metrics,
     mirror,
     standingFallback,
-    snapshot,
+    archiveFallback,
+    boardRegistry,
+    boards,
     scores,
     hub,
     ws,
@@ -155,14 +171,15 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
     authStatus: () => (keys ? keys.status() : { loaded: true, error: undefined }),
     /** Refreshes the gauges that are read rather than counted. */
     collect() {
-      metrics.snapshotAge.set(snapshot.age() / 1000);
+      metrics.snapshotAge.set(boards.global().snapshot.age() / 1000);
       metrics.sseSubscribers.set(hub.size());
       metrics.wsSubscribers.set(ws.size());
     },
     async start() {
       await keys?.start(); // bounded by JWKS_TIMEOUT_MS; a provider that is down leaves the instance unready
+      await boardRegistry.start();
       mirror.start();
-      await snapshot.start();
+      await boards.start();
     },
     /** From now on /readyz fails, so load balancers stop sending new requests. */
     beginShutdown() {
@@ -176,8 +193,9 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
       await scores.drain();
       cheat.stop();
       keys?.stop();
-      await snapshot.stop();
+      await boards.stop();
       await mirror.stop();
+      boardRegistry.stop();
     },
     /** Last, once no request is in flight: the connections go. */
     async disconnect() {

@@ -8,11 +8,11 @@ import type { Snapshot } from './leaderboard/snapshot/engine';
  */
 export interface EventMap {
   /** A batch of deltas committed (or was decided without a write): one outcome per request, in order. */
-  batchCommitted: { requests: DeltaRequest[]; outcomes: DeltaOutcome[]; changed: boolean };
+  batchCommitted: { requests: DeltaRequest[]; outcomes: DeltaOutcome[]; changed: boolean; boards: string[] };
   /** A request was refused by a rate limit; `userId` for the per-user write limit. */
   rateLimited: { limit: string; userId?: string };
   /** An instance adopted a top-N snapshot with new content. */
-  snapshotChanged: Snapshot;
+  snapshotChanged: { board: string; window: string; snapshot: Snapshot };
 }
 
 export interface Events {

@@ -1,3 +1,4 @@
+import { GLOBAL_SCORES } from './helpers/database';
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync, createHmac } from 'node:crypto';
 import http from 'node:http';
@@ -724,6 +725,7 @@ describe('security hardening: authorization and identity', function () {
             (r) => r.Key_name,
           );
         expect(await indexes()).to.include('score_events_user_actor_action');
+        await scratch.migrate.down(); // boards and windows
         await scratch.migrate.down(); // users_role_status
         await scratch.migrate.down(); // the actor scope
         expect(await indexes())
@@ -740,7 +742,8 @@ describe('security hardening: authorization and identity', function () {
             actor_id: actor,
             action_id: 'same',
           });
-        await scratch.migrate.down();
+        await scratch.migrate.down(); // boards and windows
+        await scratch.migrate.down(); // users_role_status
         let error: unknown;
         await scratch.migrate.down().catch((err: unknown) => (error = err));
         expect(String(error)).to.match(/more than one actor/);
@@ -1190,7 +1193,7 @@ describe('security hardening: limits and cost', function () {
   });
 
   describe('public reads and MySQL', () => {
-    const FALLBACK_SQL = /FROM users u JOIN scores s|COUNT\(\*\) AS above/;
+    const FALLBACK_SQL = /AND s\.user_id = \?|COUNT\(\*\) AS above/; // the standing read and its rank count
     /** Watches the fallback's statements on a knex instance: how many ran, and the most at once. */
     function watchFallbackQueries(target: Knex) {
       const open = new Set<string>();
@@ -1218,7 +1221,7 @@ describe('security hardening: limits and cost', function () {
     /** The oracle: a user's standing from every active score, computed here. */
     async function standingOf(userId: string) {
       const [rows] = await db.raw(
-        `SELECT s.user_id, s.score, u.display_name FROM scores s JOIN users u ON u.id = s.user_id WHERE u.status = 'active'`,
+        `SELECT s.user_id, s.score, u.display_name FROM ${GLOBAL_SCORES} s JOIN users u ON u.id = s.user_id WHERE u.status = 'active'`,
       );
       const all = rows as Array<{ user_id: string; score: number; display_name: string }>;
       const me = all.find((r) => r.user_id === userId)!;

@@ -85,8 +85,8 @@ describe('fault injection', function () {
           [u, u],
         );
         await db.raw(
-          `INSERT INTO scores (user_id, score, reached_at, version, updated_at)
-           VALUES (?, 7, NOW(6) - INTERVAL 1 MINUTE, 1, NOW(3) - INTERVAL 1 MINUTE)`,
+          `INSERT INTO board_scores (board_id, window_name, cycle_start, user_id, score, reached_at, version, updated_at)
+           VALUES ('global', 'all', '1970-01-01', ?, 7, NOW(6) - INTERVAL 1 MINUTE, 1, NOW(3) - INTERVAL 1 MINUTE)`,
           [u],
         );
       }

@@ -79,7 +79,7 @@ function send(baseUrl: string, req: Sent): Promise<Received> {
 
 /** Everything a request could change, as one comparable value. */
 async function fingerprint(db: Knex): Promise<{ data: string; users: Map<string, string> }> {
-  const [sums] = await db.raw('CHECKSUM TABLE scores, score_events');
+  const [sums] = await db.raw('CHECKSUM TABLE board_scores, score_events, boards, board_windows');
   const [rows] = await db.raw(
     'SELECT id, display_name, role, status, CAST(updated_at AS CHAR) AS at FROM users ORDER BY id',
   );

@@ -87,7 +87,14 @@ describe('knex CLI (npx knex ...)', function () {
   it('migrate:latest applies them in one batch, recorded without their extension', async () => {
     const out = await knexCli('migrate:latest');
     expect(out).to.include(`Batch 1 run: ${migrationNames.length} migrations`);
-    expect(await tables()).to.include.members(['users', 'scores', 'score_events', 'cheat_flags']);
+    expect(await tables()).to.include.members([
+      'users',
+      'boards',
+      'board_windows',
+      'board_scores',
+      'score_events',
+      'cheat_flags',
+    ]);
     const recorded = await db('knex_migrations').orderBy('id').pluck('name');
     expect(recorded).to.deep.equal(migrationNames);
     const status = await knexCli('migrate:status');

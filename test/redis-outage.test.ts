@@ -1,3 +1,4 @@
+import { GLOBAL_SCORES } from './helpers/database';
 import { expect } from 'chai';
 import type { Knex } from 'knex';
 import { Redis } from 'ioredis';
@@ -59,7 +60,7 @@ describe('Redis unreachable', () => {
   /** Every active user's total in MySQL, exactly as the sorted set should hold it. */
   async function mysqlTotals(): Promise<Map<string, string>> {
     const [rows] = await db.raw(
-      `SELECT s.user_id, CAST(s.score AS CHAR) AS score FROM scores s JOIN users u ON u.id = s.user_id
+      `SELECT s.user_id, CAST(s.score AS CHAR) AS score FROM ${GLOBAL_SCORES} s JOIN users u ON u.id = s.user_id
        WHERE u.status = 'active'`,
     );
     return new Map((rows as Array<{ user_id: string; score: string }>).map((r) => [r.user_id, r.score]));

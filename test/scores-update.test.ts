@@ -73,7 +73,7 @@ describe('POST /scores/update', () => {
       };
 
       describe('201 applied', () => {
-        it('commits the delta and answers {userId, score, rank, scoreIncrement, eventId}', async () => {
+        it('commits the delta and answers {userId, score, rank, scoreIncrement, eventId, boardId, windows}', async () => {
           const u = uniqueUser();
           const first = await post(tokenFor(u), { scoreIncrement: 7 });
           expect(first.status, first.text).to.equal(201);
@@ -85,9 +85,19 @@ describe('POST /scores/update', () => {
             'rank',
             'scoreIncrement',
             'eventId',
+            'boardId',
+            'windows',
           ]);
-          expect(first.body).to.include({ userId: u, score: 7, scoreIncrement: 7 });
+          expect(first.body).to.include({ userId: u, score: 7, scoreIncrement: 7, boardId: 'global' });
           expect(first.body.rank).to.equal(await mysqlRank(db, 7));
+          // Without a boardId the delta lands on `global`, in every one of its windows; `score` and `rank`
+          // are the `all` window's, as before boards existed.
+          expect(Object.keys(first.body.windows)).to.deep.equal(['all', 'day', 'week', 'month']);
+          expect(first.body.windows.all).to.deep.equal({ cycle: 'all', score: 7, rank: first.body.rank });
+          for (const w of ['day', 'week', 'month']) {
+            expect(first.body.windows[w].score, w).to.equal(7);
+            expect(first.body.windows[w].cycle, w).to.match(/^\d{4}-\d\d-\d\dT00:00:00Z$/);
+          }
 
           const second = await post(tokenFor(u), { userId: u, scoreIncrement: 5 });
           expect(second.status).to.equal(201);

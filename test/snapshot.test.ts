@@ -96,7 +96,7 @@ describe('top-N snapshot', function () {
     let writing = true;
     const watch = async (name: 'a' | 'b', inst: Instance) => {
       while (writing) {
-        const s = inst.services.snapshot.current();
+        const s = inst.services.boards.global().snapshot.current();
         seen[name].push([s.maxEventId, s.readAtUs]);
         await new Promise((r) => setTimeout(r, 2));
       }
@@ -117,7 +117,9 @@ describe('top-N snapshot', function () {
         expect(e > pe || (e === pe && t >= pt), `${name} went back at ${i}`).to.equal(true);
       }
     }
-    expect(a.services.snapshot.current().etag).to.equal(b.services.snapshot.current().etag);
+    expect(a.services.boards.global().snapshot.current().etag).to.equal(
+      b.services.boards.global().snapshot.current().etag,
+    );
   });
 
   it('orders ties by earlier reach time and gives competition ranks', async () => {

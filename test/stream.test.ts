@@ -177,7 +177,10 @@ describe('SSE stream', function () {
       await eventually(() => received.length === 1 && c.services.hub.size() === 2);
 
       // Large snapshots, offered directly to the engine, fill the stuck client's buffers quickly.
-      const last = await floodSnapshots(c.services.snapshot, () => c.services.hub.stats().cutOff > 0);
+      const last = await floodSnapshots(
+        c.services.boards.global().snapshot,
+        () => c.services.hub.stats().cutOff > 0,
+      );
       await eventually(() => c.services.hub.stats().cutOff > 0, 5000);
       stuck.resume(); // read what was buffered: the server must have closed the connection
       await eventually(() => stuckClosed, 5000);

@@ -116,7 +116,7 @@ describe('WebSocket (/ws/scores, /api/v1/ws)', function () {
     await eventually(() => c.parsed().some((m) => m.type === 'subscribed'));
     await eventually(() => c.scoreboards().some((m) => m.includes(user)));
     c.ws.send(JSON.stringify({ type: 'subscribe', board: 'nope', window: 'all' }));
-    c.ws.send(JSON.stringify({ type: 'subscribe', board: 'global', window: 'week' }));
+    c.ws.send(JSON.stringify({ type: 'subscribe', board: 'global', window: 'year' }));
     await eventually(() => c.parsed().filter((m) => m.code === 'unknown_board_window').length === 2);
     expect(c.closed).to.equal(undefined);
     c.ws.close();
@@ -176,7 +176,7 @@ describe('WebSocket (/ws/scores, /api/v1/ws)', function () {
       ['/WS/scores', 404],
       ['/ws/scores?board=Bad!', 400],
       ['/ws/scores?board=nope', 404],
-      ['/ws/scores?window=week', 404],
+      ['/ws/scores?window=year', 404],
     ] as const) {
       const c = connect(wsUrl(a, path));
       await c.open;
@@ -255,7 +255,10 @@ describe('WebSocket (/ws/scores, /api/v1/ws)', function () {
       stuck.pause();
       const live = connect(wsUrl(c));
       await eventually(() => live.messages.length === 1 && c.services.ws.size() === 2);
-      const last = await floodSnapshots(c.services.snapshot, () => c.services.ws.stats().cutOff > 0);
+      const last = await floodSnapshots(
+        c.services.boards.global().snapshot,
+        () => c.services.ws.stats().cutOff > 0,
+      );
       await eventually(() => c.services.ws.stats().cutOff > 0, 5000);
       stuck.resume();
       await eventually(() => stuckClosed, 5000);

@@ -16,6 +16,7 @@
  * --streams (200) --users (500) --max-heap-slope (1) --max-p99-factor (3) --p99-floor-ms (25)
  * --database-url (mysql://root@127.0.0.1:3306) --redis-url (redis://127.0.0.1:6379/0) --json FILE.
  */
+import { cycleAt } from '../src/leaderboard/boards/cycles';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -435,12 +436,12 @@ async function run(state: { cleanup: () => Promise<void> }): Promise<number> {
   const redis = new Redis(redisUrl);
   try {
     const [bad] = await db.raw(
-      `SELECT s.user_id FROM scores s LEFT JOIN (SELECT user_id, SUM(delta) AS total FROM score_events GROUP BY user_id) e
+      `SELECT s.user_id FROM ${GLOBAL_ALL} s LEFT JOIN (SELECT user_id, SUM(delta) AS total FROM score_events WHERE board_id = 'global' GROUP BY user_id) e
        ON e.user_id = s.user_id WHERE s.score <> COALESCE(e.total, 0)`,
     );
     if ((bad as unknown[]).length)
       problems.push(`${(bad as unknown[]).length} totals differ from the sum of their events`);
-    const [rows] = await db.raw('SELECT user_id, CAST(score AS CHAR) AS score FROM scores');
+    const [rows] = await db.raw(`SELECT user_id, CAST(score AS CHAR) AS score FROM ${GLOBAL_ALL} s`);
     const flat = await redis.zrange(redisKeys(prefix).scores, '0', '-1', 'WITHSCORES');
     const mirrored = new Map<string, string>();
     for (let i = 0; i < flat.length; i += 2) mirrored.set(flat[i], flat[i + 1]);
@@ -449,7 +450,8 @@ async function run(state: { cleanup: () => Promise<void> }): Promise<number> {
     );
     if (differ.length) problems.push(`${differ.length} users differ between Redis and MySQL`);
     const served = await fetch(`${url}/api/v1/scores/top`).then((r) => r.text());
-    if (served !== (await readSnapshot(db, 10)).body.toString())
+    const allTime = { board: 'global', window: 'all', cycle: cycleAt(null, new Date()) };
+    if (served !== (await readSnapshot(db, 10, allTime)).body.toString())
       problems.push('the served top N is not MySQL top N');
   } finally {
     await db.destroy();
@@ -517,3 +519,7 @@ main().then(
     process.exit(1);
   },
 );
+
+/** `global`/`all` as a derived table with the columns of the one-board `scores` table. */
+const GLOBAL_ALL =
+  "(SELECT * FROM board_scores WHERE board_id = 'global' AND window_name = 'all' AND cycle_start = '1970-01-01')";

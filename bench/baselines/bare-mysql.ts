@@ -41,11 +41,15 @@ export async function bareMysqlLoop(opts: {
             [userId, userId, `${opts.runId}-bare${opts.concurrency}-${seq++}`],
           );
           await c.query(
-            `INSERT INTO scores (user_id, score, reached_at, version) VALUES (?, 1, CURRENT_TIMESTAMP(6), 1)
+            `INSERT INTO board_scores (board_id, window_name, cycle_start, user_id, score, reached_at, version)
+             VALUES ('global', 'all', '1970-01-01', ?, 1, CURRENT_TIMESTAMP(6), 1)
              ON DUPLICATE KEY UPDATE score = score + 1, reached_at = CURRENT_TIMESTAMP(6), version = version + 1`,
             [userId],
           );
-          await c.query('SELECT score FROM scores WHERE user_id = ?', [userId]);
+          await c.query(
+            "SELECT score FROM board_scores WHERE board_id = 'global' AND window_name = 'all' AND cycle_start = '1970-01-01' AND user_id = ?",
+            [userId],
+          );
           await c.commit();
           latencies.push(performance.now() - t0);
         } catch {

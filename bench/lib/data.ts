@@ -47,13 +47,15 @@ export async function seedUsers(db: Knex, count: number, onProgress?: (done: num
         const id = userId(i);
         users.push(`('${id}','Player ${i}')`);
         const score = Math.floor(Math.random() * 1_000_000);
-        scores.push(`('${id}',${score},CURRENT_TIMESTAMP(6),1)`);
+        scores.push(`('global','all','1970-01-01','${id}',${score},CURRENT_TIMESTAMP(6),1)`);
       }
       // One connection for both statements, so the session settings above apply to them.
       await db.transaction(async (trx) => {
         await trx.raw('SET SESSION foreign_key_checks = 0, unique_checks = 0');
         await trx.raw(`INSERT INTO users (id, display_name) VALUES ${users.join(',')}`);
-        await trx.raw(`INSERT INTO scores (user_id, score, reached_at, version) VALUES ${scores.join(',')}`);
+        await trx.raw(
+          `INSERT INTO board_scores (board_id, window_name, cycle_start, user_id, score, reached_at, version) VALUES ${scores.join(',')}`,
+        );
       });
       done += to - from + 1;
       onProgress?.(done);

@@ -1,3 +1,4 @@
+import { createBoardRegistry } from '../../src/leaderboard/boards/registry';
 import pino from 'pino';
 import { Redis } from 'ioredis';
 import { createMirror } from '../../src/leaderboard/cache/mirror';
@@ -149,7 +150,15 @@ export async function scaleScenario(ctx: BenchContext): Promise<ScenarioResult> 
 async function timeRebuild(ctx: BenchContext, url: string, prefix: string): Promise<number> {
   const db = benchDb(url, 2);
   const redis = new Redis(ctx.redisUrl);
+  const boards = createBoardRegistry({
+    db,
+    logger: pino({ level: 'warn' }),
+    refreshMs: 3_600_000,
+    missReloadMs: 0,
+  });
   try {
+    await boards.start();
+    boards.stop();
     const mirror = createMirror({
       db,
       redis,
@@ -157,6 +166,8 @@ async function timeRebuild(ctx: BenchContext, url: string, prefix: string): Prom
       logger: pino({ level: 'warn' }),
       syncIntervalMs: 60_000,
       syncWindowMs: 10_000,
+      boards,
+      graceMs: 3_600_000,
     });
     const started = Date.now();
     await mirror.rebuild();

@@ -4,14 +4,22 @@ import { createDb } from '../platform/db';
 import { createRedis } from '../platform/redis';
 import { createMirror } from '../leaderboard/cache/mirror';
 import { createSnapshotEngine } from '../leaderboard/snapshot/engine';
+import { createBoardRegistry } from '../leaderboard/boards/registry';
 
 /**
- * `npm run cache:rebuild`: copies every user's committed score from MySQL into the Redis mirror and publishes
- * a fresh snapshot. Safe while the service runs: the mirror only accepts entries at least as new as its own.
+ * `npm run cache:rebuild`: copies every live cycle's committed scores from MySQL into the Redis mirror and
+ * publishes a fresh snapshot of every board window. Safe while the service runs: the mirror only accepts
+ * entries at least as new as its own, and a snapshot only replaces an older one.
  */
 async function main(): Promise<void> {
   const dbConfig = loadDatabaseConfig();
-  const s = loadSettings(['REDIS_URL', 'REDIS_PREFIX', 'REDIS_TIMEOUT_MS', 'SCOREBOARD_SIZE']);
+  const s = loadSettings([
+    'REDIS_URL',
+    'REDIS_PREFIX',
+    'REDIS_TIMEOUT_MS',
+    'SCOREBOARD_SIZE',
+    'CLOSED_CYCLE_GRACE_MS',
+  ]);
   const logger = pino({ level: 'info' });
   const db = createDb(dbConfig);
   const redisConfig = {
@@ -19,33 +27,48 @@ async function main(): Promise<void> {
     redisTimeoutMs: Math.max(5000, s.REDIS_TIMEOUT_MS as number),
   };
   const redis = createRedis(redisConfig, logger);
-  const subscriber = createRedis(redisConfig);
   try {
     await new Promise<void>((resolve, reject) => {
       redis.once('ready', resolve);
       setTimeout(() => reject(new Error(`Redis at ${redisConfig.redisUrl} did not answer`)), 5000).unref();
     });
     const prefix = s.REDIS_PREFIX as string;
-    const mirror = createMirror({ db, redis, prefix, logger, syncIntervalMs: 60_000, syncWindowMs: 10_000 });
-    const started = Date.now();
-    const users = await mirror.rebuild();
-    const engine = createSnapshotEngine({
+    const boards = createBoardRegistry({ db, logger, refreshMs: 3_600_000, missReloadMs: 0 });
+    await boards.start();
+    boards.stop();
+    const mirror = createMirror({
       db,
       redis,
-      subscriber,
       prefix,
-      size: s.SCOREBOARD_SIZE as number,
-      tickMs: 1000,
       logger,
+      syncIntervalMs: 60_000,
+      syncWindowMs: 10_000,
+      boards,
+      graceMs: s.CLOSED_CYCLE_GRACE_MS as number,
     });
-    await engine.rebuild();
-    logger.info(
-      { users, ms: Date.now() - started, etag: engine.current().etag },
-      'mirror and snapshot rebuilt',
-    );
+    const started = Date.now();
+    const rows = await mirror.rebuild();
+    let windows = 0;
+    for (const board of boards.list())
+      for (const w of board.windows) {
+        const engine = createSnapshotEngine({
+          db,
+          redis,
+          prefix,
+          board: board.id,
+          window: w.name,
+          reset: w.reset,
+          size: s.SCOREBOARD_SIZE as number,
+          tickMs: 1000,
+          logger,
+          listening: () => false,
+        });
+        await engine.rebuild();
+        windows++;
+      }
+    logger.info({ rows, windows, ms: Date.now() - started }, 'mirror and snapshots rebuilt');
   } finally {
     redis.disconnect();
-    subscriber.disconnect();
     await db.destroy();
   }
 }

@@ -9,13 +9,19 @@
  * equal scores share a rank and the next rank skips. Banned users are in neither.
  */
 
-/** ORDER BY for the ranking, on a `scores` row alias. */
+/** ORDER BY for the ranking, on a `board_scores` row alias. */
 export const rankOrderSql = (alias = 's') =>
   `${alias}.score DESC, ${alias}.reached_at ASC, ${alias}.user_id ASC`;
 
-/** The users a score's rank counts: active users strictly above `?` (the score), on `scores s JOIN users u`. */
-export const ABOVE_SQL = `SELECT COUNT(*) AS above FROM scores s JOIN users u ON u.id = s.user_id
-  WHERE s.score > ? AND u.status = 'active'`;
+/** One cycle of a board window: `s.board_id = ? AND s.window_name = ? AND s.cycle_start = ?`. */
+export const IN_CYCLE_SQL = 's.board_id = ? AND s.window_name = ? AND s.cycle_start = ?';
+
+/**
+ * The users a score's rank counts: active users strictly above it in that cycle. Values: board, window,
+ * cycle start, score.
+ */
+export const ABOVE_SQL = `SELECT COUNT(*) AS above FROM board_scores s JOIN users u ON u.id = s.user_id
+  WHERE ${IN_CYCLE_SQL} AND s.score > ? AND u.status = 'active'`;
 
 /** Rank from the number of users strictly above. */
 export const rankFromAbove = (above: number) => above + 1;
@@ -38,17 +44,32 @@ export function competitionRanks(scores: number[]): number[] {
  * key names from here too, so a rename cannot silently break them.
  */
 export function redisKeys(prefix: string) {
+  /**
+   * One cycle of a board window in the mirror: a sorted set of its active users by score, and a hash of
+   * user -> version of the row last mirrored (so the mirror never goes backwards). `global`/`all` keeps the
+   * names it had before boards existed, so an upgraded deployment's mirror stays valid.
+   */
+  const cycle = (board: string, window: string, cycleName: string) =>
+    board === 'global' && window === 'all'
+      ? { scores: `${prefix}scores`, versions: `${prefix}score-versions` }
+      : {
+          scores: `${prefix}lb:${board}:${window}:${cycleName}`,
+          versions: `${prefix}lbv:${board}:${window}:${cycleName}`,
+        };
   return {
-    /** Sorted set: active users by score (the mirror). */
-    scores: `${prefix}scores`,
-    /** Hash: user -> version of the scores row last mirrored (the mirror never goes backwards). */
-    versions: `${prefix}score-versions`,
+    cycle,
+    /** `global`/`all`'s sorted set and version hash. */
+    scores: cycle('global', 'all', 'all').scores,
+    versions: cycle('global', 'all', 'all').versions,
     /** Hash: user -> display name. */
     names: `${prefix}names`,
     /** Set while the mirror is known to be complete. */
     mirrorReady: `${prefix}mirror:ready`,
-    /** The shared top-N snapshot (string) and the channel announcing a newer one. */
+    /** A board window's shared top-N snapshot (string) and the channel announcing a newer one. */
+    snapshotOf: (board: string, window: string) =>
+      board === 'global' && window === 'all' ? `${prefix}snapshot` : `${prefix}snapshot:${board}:${window}`,
     snapshot: `${prefix}snapshot`,
+    /** One channel for every board window's snapshots (a message names its board window). */
     snapshotChannel: `${prefix}snapshot`,
     /** koa-ratelimit namespace of the per-user write limit. */
     writeLimit: `${prefix}ratelimit:writes`,

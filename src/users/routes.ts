@@ -37,6 +37,8 @@ export function userRoutes(
     loadCaller: CallerLoader;
     verifyToken: TokenVerifier;
     mirror: Mirror;
+    /** The earliest start of a cycle the mirror holds (older rows are archives). */
+    liveSince: () => Date;
     onChanged: () => void;
     maxBodyBytes: number;
   },
@@ -50,7 +52,8 @@ export function userRoutes(
     if (userId === caller.id && (changes.status === 'banned' || changes.role === 'player')) {
       throw unprocessable('Admins cannot ban or demote themselves.');
     }
-    const updated = await updateUser(deps.db, userId, changes, caller.id);
+    const liveSince = deps.liveSince();
+    const updated = await updateUser(deps.db, userId, changes, caller.id, liveSince);
     if (updated.kind === 'not_found') throw notFound(`User "${userId}" does not exist.`);
     if (updated.kind === 'actor_not_admin') {
       deps.loadCaller.invalidate(caller.id);
@@ -59,12 +62,8 @@ export function userRoutes(
     if (updated.kind === 'last_admin')
       throw conflict('This change would leave no active admin; promote another admin first.');
     deps.loadCaller.invalidate(userId); // this instance sees the new role and status at once
-    const { user, mirror } = updated;
-    if (mirror) {
-      await deps.mirror.apply([
-        { userId, ...mirror, active: user.status === 'active', displayName: user.displayName },
-      ]);
-    }
+    const { user } = updated;
+    if (updated.scoresChanged) await deps.mirror.syncUser(userId, liveSince);
     deps.onChanged();
     ctx.body = { userId: user.id, displayName: user.displayName, role: user.role, status: user.status };
   });

@@ -1,4 +1,11 @@
 import { rawRows, type Db } from '../platform/db';
+import { ALL_CYCLE_START } from '../leaderboard/boards/cycles';
+
+/**
+ * A user's rows in the cycles the mirror may hold (`all`, and cycles starting at or after a given instant).
+ * Values: user id, ALL_CYCLE_START, the instant.
+ */
+export const USER_LIVE_ROWS = 'user_id = ? AND (cycle_start = ? OR cycle_start >= ?)';
 
 export interface User {
   id: string;
@@ -47,7 +54,7 @@ export interface UserChanges {
 }
 
 export type UpdateUserResult =
-  | { kind: 'updated'; user: User; mirror?: { score: number; version: number } }
+  | { kind: 'updated'; user: User; scoresChanged: boolean }
   | { kind: 'not_found' }
   /** The acting admin is no longer an active admin (demoted or banned on another instance). */
   | { kind: 'actor_not_admin' }
@@ -67,6 +74,8 @@ export async function updateUser(
   id: string,
   changes: UserChanges,
   actorId?: string,
+  /** The earliest start of a cycle the Redis mirror holds: older rows are archives, read from MySQL only. */
+  liveSince: Date = new Date(0),
 ): Promise<UpdateUserResult> {
   return db.transaction(async (trx) => {
     const guarded = changes.role !== undefined || changes.status !== undefined;
@@ -94,18 +103,14 @@ export async function updateUser(
     if (losesAdmin && admins.length <= 1) return { kind: 'last_admin' };
     await trx('users').where({ id }).update(set);
     const user = toUser(after);
-    if (changes.status === undefined && changes.displayName === undefined) return { kind: 'updated', user };
-    await trx.raw('UPDATE scores SET version = version + 1 WHERE user_id = ?', [id]);
-    const [score] = await rawRows<{ score: number; version: number }>(
-      trx,
-      'SELECT score, version FROM scores WHERE user_id = ?',
-      [id],
-    );
-    return {
-      kind: 'updated',
-      user,
-      mirror: score && { score: Number(score.score), version: Number(score.version) },
-    };
+    if (changes.status === undefined && changes.displayName === undefined)
+      return { kind: 'updated', user, scoresChanged: false };
+    await trx.raw(`UPDATE board_scores SET version = version + 1 WHERE ${USER_LIVE_ROWS}`, [
+      id,
+      ALL_CYCLE_START,
+      liveSince,
+    ]);
+    return { kind: 'updated', user, scoresChanged: true };
   });
 }
 

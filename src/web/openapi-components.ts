@@ -85,6 +85,7 @@ export function schemas(config: Pick<Config, 'scoreboardSize' | 'maxScoreIncreme
             'Admins: any non-zero whole number within the safe integer range, negative for corrections.',
         },
         actionId: ref('schemas', 'ActionId'),
+        boardId: { ...ref('schemas', 'BoardId'), description: 'The board (default `global`); unknown: 404.' },
       },
     },
     ActionId: {
@@ -98,8 +99,15 @@ export function schemas(config: Pick<Config, 'scoreboardSize' | 'maxScoreIncreme
     },
     UpdateResult: {
       type: 'object',
-      required: ['userId', 'score', 'rank', 'scoreIncrement', 'eventId'],
+      required: ['userId', 'score', 'rank', 'scoreIncrement', 'eventId', 'boardId', 'windows'],
       properties: {
+        boardId: ref('schemas', 'BoardId'),
+        windows: {
+          type: 'object',
+          description:
+            "Every window of the board: its cycle, the new total and rank. `score`/`rank` are the board's first window's.",
+          additionalProperties: ref('schemas', 'WindowResult'),
+        },
         userId,
         score: { ...safeInteger, description: 'The new total, committed in MySQL.' },
         rank: {

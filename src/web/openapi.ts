@@ -7,6 +7,7 @@ import { webSocket } from '../transports/ws/openapi';
 import { update } from '../leaderboard/write/openapi';
 import { standing, history } from '../leaderboard/read/openapi';
 import { patchUser } from '../users/openapi';
+import { boardOperations, boardParameters, boardSchemas } from '../leaderboard/boards/openapi';
 import { healthz, readyz, metrics } from '../ops/openapi';
 import { listFlags, clearFlag } from '../cheat/openapi';
 
@@ -29,6 +30,34 @@ export function openApiDocument(config: Config): Json {
     '/scores/update': { servers: API_SERVERS, post: update() },
     '/scores/users/{userId}': { servers: API_SERVERS, parameters: [p('UserId')], get: standing() },
     '/scores/users/{userId}/events': { servers: API_SERVERS, parameters: [p('UserId')], get: history() },
+    '/boards': { servers: API_SERVERS, get: boardOperations.list(), post: boardOperations.create(config) },
+    '/boards/{boardId}': {
+      servers: API_SERVERS,
+      parameters: [p('BoardId')],
+      get: boardOperations.get(),
+      patch: boardOperations.patch(),
+    },
+    '/boards/{boardId}/top': {
+      servers: API_SERVERS,
+      parameters: [p('BoardId')],
+      get: boardOperations.top(config, false),
+      head: boardOperations.top(config, true),
+    },
+    '/boards/{boardId}/stream': {
+      servers: API_SERVERS,
+      parameters: [p('BoardId')],
+      get: boardOperations.stream(),
+    },
+    '/boards/{boardId}/users/{userId}': {
+      servers: API_SERVERS,
+      parameters: [p('BoardId'), p('UserId')],
+      get: boardOperations.standing(config),
+    },
+    '/boards/{boardId}/entries': {
+      servers: API_SERVERS,
+      parameters: [p('BoardId')],
+      get: boardOperations.entries(config),
+    },
     '/users/{userId}': { servers: API_SERVERS, parameters: [p('UserId')], patch: patchUser() },
     '/healthz': { get: healthz() },
     '/readyz': { get: readyz() },
@@ -50,6 +79,7 @@ export function openApiDocument(config: Config): Json {
     servers: [{ url: '/', description: 'This server' }],
     tags: [
       { name: 'Scores', description: "The top N, one user's standing and history, and score updates." },
+      { name: 'Boards', description: 'Many boards, each with all-time and resetting (cron) windows.' },
       { name: 'Users', description: 'Administration of users.' },
       { name: 'Admin', description: 'Cheat signals raised by the service.' },
       { name: 'Operations', description: 'Liveness, readiness and metrics for operators.' },
@@ -57,9 +87,9 @@ export function openApiDocument(config: Config): Json {
     ],
     paths,
     components: {
-      schemas: schemas(config),
+      schemas: { ...schemas(config), ...boardSchemas(config) },
       headers: headers(config),
-      parameters: parameters(),
+      parameters: { ...parameters(), ...boardParameters(config) },
       responses: responses(),
       securitySchemes: {
         metricsAuth: {

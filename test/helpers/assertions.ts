@@ -1,3 +1,4 @@
+import { GLOBAL_SCORES } from './database';
 import { expect } from 'chai';
 import type { Knex } from 'knex';
 import type { Response } from 'supertest';
@@ -15,7 +16,10 @@ export function expectProblem(res: Response, status: number): void {
 
 /** The user's committed total, exactly (as a string, so values near 2^53 compare without rounding). */
 export async function mysqlScore(db: Knex, userId: string): Promise<string | undefined> {
-  const [rows] = await db.raw('SELECT CAST(score AS CHAR) AS score FROM scores WHERE user_id = ?', [userId]);
+  const [rows] = await db.raw(
+    `SELECT CAST(score AS CHAR) AS score FROM ${GLOBAL_SCORES} g WHERE user_id = ?`,
+    [userId],
+  );
   return (rows as Array<{ score: string }>)[0]?.score;
 }
 
@@ -45,7 +49,7 @@ export async function mysqlEvents(db: Knex, userId: string): Promise<EventRow[]>
 /** Competition rank of `score` among active users, as MySQL sees it. */
 export async function mysqlRank(db: Knex, score: number): Promise<number> {
   const [rows] = await db.raw(
-    `SELECT COUNT(*) AS above FROM scores s JOIN users u ON u.id = s.user_id
+    `SELECT COUNT(*) AS above FROM ${GLOBAL_SCORES} s JOIN users u ON u.id = s.user_id
      WHERE u.status = 'active' AND s.score > ?`,
     [score],
   );

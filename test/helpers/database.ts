@@ -82,6 +82,13 @@ export interface IsolatedStore {
  * migrated before it and dropped after it. A suite that needs an empty board uses this instead of emptying
  * the shared tables, so suites pass alone and in any order and never see each other's rows.
  */
+/**
+ * `global`/`all` as a derived table with the columns the one-board `scores` table had: for oracles that read
+ * the all-time totals straight from MySQL (`FROM ${GLOBAL_SCORES} s`).
+ */
+export const GLOBAL_SCORES =
+  "(SELECT * FROM board_scores WHERE board_id = 'global' AND window_name = 'all' AND cycle_start = '1970-01-01')";
+
 export function isolatedStore(label: string): IsolatedStore {
   const databaseUrl = ownDatabaseUrl(label);
   const prefix = `${RUN_PREFIX}${label}:`;
@@ -91,7 +98,7 @@ export function isolatedStore(label: string): IsolatedStore {
     prefix,
     db: undefined as unknown as Knex,
     async reset() {
-      for (const table of ['cheat_flags', 'score_events', 'scores', 'users'])
+      for (const table of ['cheat_flags', 'score_events', 'board_scores', 'users'])
         await store.db.raw(`DELETE FROM ${table}`);
       await ensureAdmin(store.db, TEST_ADMIN, 'Test Admin');
       await deleteRunKeys(prefix);

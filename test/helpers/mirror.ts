@@ -1,3 +1,4 @@
+import { GLOBAL_SCORES } from './database';
 import type { Knex } from 'knex';
 import type { Redis } from 'ioredis';
 import { eventually } from './instance';
@@ -6,7 +7,7 @@ import { redisKeys } from '../../src/leaderboard/ranking';
 /** Every active user's committed total, exactly as the mirror's sorted set should hold it. */
 export async function mysqlTotals(db: Knex): Promise<Map<string, string>> {
   const [rows] = await db.raw(
-    `SELECT s.user_id, CAST(s.score AS CHAR) AS score FROM scores s JOIN users u ON u.id = s.user_id
+    `SELECT s.user_id, CAST(s.score AS CHAR) AS score FROM ${GLOBAL_SCORES} s JOIN users u ON u.id = s.user_id
      WHERE u.status = 'active'`,
   );
   return new Map((rows as Array<{ user_id: string; score: string }>).map((r) => [r.user_id, r.score]));
@@ -56,7 +57,7 @@ export async function expectedTop(db: Knex, size = 10): Promise<string> {
   const [rows] = await db.raw(
     `SELECT s.user_id, u.display_name, CAST(s.score AS CHAR) AS score,
             DATE_FORMAT(s.reached_at, '%Y-%m-%d %H:%i:%s.%f') AS reached
-     FROM scores s JOIN users u ON u.id = s.user_id WHERE u.status = 'active'`,
+     FROM ${GLOBAL_SCORES} s JOIN users u ON u.id = s.user_id WHERE u.status = 'active'`,
   );
   const all = rows as Array<{ user_id: string; display_name: string; score: string; reached: string }>;
   const byCode = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0); // ids are ASCII: as utf8mb4_bin
@@ -85,7 +86,7 @@ export async function ledgerProblems(db: Knex, users: string[]): Promise<string[
   if (users.length === 0) return [];
   const problems: string[] = [];
   const [scoreRows] = await db.raw(
-    `SELECT user_id, CAST(score AS CHAR) AS score FROM scores WHERE user_id IN (${users.map(() => '?').join(',')})`,
+    `SELECT user_id, CAST(score AS CHAR) AS score FROM ${GLOBAL_SCORES} g WHERE user_id IN (${users.map(() => '?').join(',')})`,
     users,
   );
   const totals = new Map(

@@ -12,6 +12,8 @@ export async function floodSnapshots(engine: SnapshotEngine, done: () => boolean
   for (let i = 1; i <= 200 && !done(); i++) {
     last = `"big-${i}"`;
     engine.offer({
+      cycle: base.cycle,
+      cycleStartMs: base.cycleStartMs,
       body: Buffer.from(JSON.stringify([{ big, i }])),
       etag: last,
       maxEventId: base.maxEventId + i,

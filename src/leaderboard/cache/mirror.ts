@@ -1,12 +1,23 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { rawRows, type Db } from '../../platform/db';
-import { redisKeys } from '../ranking';
+import { IN_CYCLE_SQL, redisKeys } from '../ranking';
+import { ALL_CYCLE, ALL_CYCLE_START, cycleAt, cycleName } from '../boards/cycles';
+import { USER_LIVE_ROWS } from '../../users/store';
+import type { BoardRegistry } from '../boards/registry';
 import { APPLY, LOOKUP, RANKS } from './mirror-scripts';
 import { markRedisFailure, redisReady } from '../../platform/redis';
 
-/** One user's state as MySQL committed it. `version` grows with every change of the user's scores row. */
+/**
+ * One user's state in one cycle of a board window, as MySQL committed it. `version` grows with every change of
+ * that scores row. `cycleEnd` is when the cycle closes (null for `all`): its keys leave Redis a grace period
+ * after.
+ */
 export interface MirrorEntry {
+  board: string;
+  window: string;
+  cycle: string;
+  cycleEnd: Date | null;
   userId: string;
   score: number;
   version: number;
@@ -18,8 +29,8 @@ export interface MirrorEntry {
 const REBUILD_CHUNK = 5000;
 
 type MirrorRedis = Redis & {
-  mirrorApply(zset: string, versions: string, names: string, ...args: string[]): Promise<number>;
-  mirrorRanks(zset: string, ...args: string[]): Promise<number[]>;
+  mirrorApply(...keysAndArgs: string[]): Promise<number>;
+  mirrorRanks(...keysAndArgs: string[]): Promise<number[]>;
   mirrorLookup(zset: string, names: string, userId: string): Promise<[string, number, string | null] | null>;
 };
 
@@ -36,6 +47,22 @@ export interface RankQuery {
   score: number;
 }
 
+/** The ranks to find in one cycle: the batch's users there at their new scores, and the scores to rank. */
+export interface RankGroup {
+  board: string;
+  window: string;
+  cycle: string;
+  pending: Array<{ userId: string; score: number; active: boolean }>;
+  queries: RankQuery[];
+}
+
+/** A cycle by name, as the mirror's keys name it. */
+export interface CycleName {
+  board: string;
+  window: string;
+  cycle: string;
+}
+
 export function createMirror(deps: {
   db: Db;
   redis: Redis;
@@ -43,14 +70,20 @@ export function createMirror(deps: {
   logger: Logger;
   syncIntervalMs: number;
   syncWindowMs: number;
+  /** Which cycles Redis holds (current ones, and closed ones within the grace period) and each window's reset. */
+  boards: Pick<BoardRegistry, 'liveCycles' | 'window'>;
+  /** How long a closed cycle stays in Redis (MIRROR_CLOSED_CYCLE_GRACE_MS). */
+  graceMs: number;
 }) {
   const { db, logger, prefix } = deps;
   const redis = deps.redis as MirrorRedis;
-  redis.defineCommand('mirrorApply', { numberOfKeys: 3, lua: APPLY });
-  redis.defineCommand('mirrorRanks', { numberOfKeys: 1, lua: RANKS });
+  // The script names its keys through ARGV counts: ioredis takes the number of keys as the first argument.
+  redis.defineCommand('mirrorApply', { lua: APPLY });
+  redis.defineCommand('mirrorRanks', { lua: RANKS });
   redis.defineCommand('mirrorLookup', { numberOfKeys: 2, lua: LOOKUP });
   const named = redisKeys(prefix);
-  const keys = { zset: named.scores, versions: named.versions, names: named.names, ready: named.mirrorReady };
+  const keys = { names: named.names, ready: named.mirrorReady };
+  const cycleKeys = (c: CycleName) => named.cycle(c.board, c.window, c.cycle);
 
   let ready = false; // the mirror is complete: ranks may be answered from it
   let failures = 0; // bumped whenever a mirror write is lost, so the catch-up scan does not skip it
@@ -66,14 +99,34 @@ export function createMirror(deps: {
       return false;
     }
     try {
-      const args = entries.flatMap((e) => [
-        e.userId,
-        String(e.score),
-        String(e.version),
-        e.active ? '1' : '0',
-        e.displayName,
-      ]);
-      await redis.mirrorApply(keys.zset, keys.versions, keys.names, ...args);
+      const now = Date.now();
+      const cycles = new Map<string, { index: number; keys: string[]; expireAt: number }>();
+      const args: string[] = [];
+      for (const e of entries) {
+        const expireAt = e.cycleEnd ? Math.ceil((e.cycleEnd.getTime() + deps.graceMs) / 1000) : 0;
+        if (expireAt > 0 && expireAt * 1000 <= now) continue; // a closed cycle Redis no longer holds
+        const k = cycleKeys(e);
+        let c = cycles.get(k.scores);
+        if (!c) cycles.set(k.scores, (c = { index: cycles.size, keys: [k.scores, k.versions], expireAt }));
+        args.push(
+          String(c.index),
+          e.userId,
+          String(e.score),
+          String(e.version),
+          e.active ? '1' : '0',
+          e.displayName,
+        );
+      }
+      if (cycles.size === 0) return true;
+      const list = [...cycles.values()];
+      await redis.mirrorApply(
+        String(1 + list.length * 2),
+        keys.names,
+        ...list.flatMap((c) => c.keys),
+        String(list.length),
+        ...list.map((c) => String(c.expireAt)),
+        ...args,
+      );
       return true;
     } catch (err) {
       failures++;
@@ -86,14 +139,39 @@ export function createMirror(deps: {
     }
   }
 
-  /** Competition ranks from Redis, or null when the mirror cannot be trusted right now. */
-  async function ranks(queries: RankQuery[], pending: MirrorEntry[]): Promise<number[] | null> {
-    if (!ready || !redisReady(redis) || queries.length === 0) return null;
+  /** A row as a mirror entry; its cycle's end from the window's reset (the window is looked up by name). */
+  function toEntry(r: MirrorRow): MirrorEntry | undefined {
+    const window = deps.boards.window(r.board_id, r.window_name);
+    if (!window) return undefined; // a board created on another instance that this one has not loaded yet
+    return {
+      board: r.board_id,
+      window: r.window_name,
+      cycle: cycleNameOf(r.cycle_start, window.reset),
+      cycleEnd: cycleAt(window.reset, r.cycle_start).end,
+      userId: r.user_id,
+      score: Number(r.score),
+      version: Number(r.version),
+      active: r.status === 'active',
+      displayName: r.display_name,
+    };
+  }
+
+  /** Competition ranks from Redis, one list per group, or null when the mirror cannot be trusted right now. */
+  async function ranks(groups: RankGroup[]): Promise<number[][] | null> {
+    if (!ready || !redisReady(redis) || groups.length === 0) return null;
     try {
-      const args = [String(pending.length)];
-      for (const p of pending) args.push(p.userId, String(p.score), p.active ? '1' : '0');
-      for (const q of queries) args.push(q.userId, String(q.score));
-      return (await redis.mirrorRanks(keys.zset, ...args)).map(Number);
+      const args: string[] = [];
+      for (const g of groups) {
+        args.push(String(g.pending.length));
+        for (const p of g.pending) args.push(p.userId, String(p.score), p.active ? '1' : '0');
+        args.push(String(g.queries.length));
+        for (const q of g.queries) args.push(q.userId, String(q.score));
+      }
+      const flat = (
+        await redis.mirrorRanks(String(groups.length), ...groups.map((g) => cycleKeys(g).scores), ...args)
+      ).map(Number);
+      let at = 0;
+      return groups.map((g) => flat.slice(at, (at += g.queries.length)));
     } catch {
       markRedisFailure(redis);
       return null;
@@ -105,11 +183,11 @@ export function createMirror(deps: {
    * since lost), so a user it does not hold has no score or is banned. `unknown` means Redis cannot answer
    * right now (down, rebuilding, a mirror write lost since the last clean sync): only then ask MySQL.
    */
-  async function lookup(userId: string): Promise<Lookup> {
+  async function lookup(cycle: CycleName, userId: string): Promise<Lookup> {
     if (!ready || !redisReady(redis)) return { kind: 'unknown' };
     const complete = failures === failuresAtLastCleanSync;
     try {
-      const found = await redis.mirrorLookup(keys.zset, keys.names, userId);
+      const found = await redis.mirrorLookup(cycleKeys(cycle).scores, keys.names, userId);
       if (!found) return complete ? { kind: 'absent' } : { kind: 'unknown' };
       if (found[2] === null) return { kind: 'unknown' };
       return {
@@ -122,23 +200,29 @@ export function createMirror(deps: {
     }
   }
 
-  /** Copies every user's committed state from MySQL, in key order and in chunks, without blocking anyone. */
+  /**
+   * Copies every live cycle's committed rows from MySQL (each window's current cycle, and closed ones within
+   * the grace period), cycle by cycle in key order and in chunks, without blocking anyone.
+   */
   async function rebuild(): Promise<number> {
     const chunk = REBUILD_CHUNK;
-    let after = '';
     let total = 0;
     const failuresBefore = failures;
-    for (;;) {
-      const rows = await rawRows<MirrorRow>(
-        db,
-        `SELECT s.user_id, s.score, s.version, u.status, u.display_name FROM scores s JOIN users u ON u.id = s.user_id
-         WHERE s.user_id > ? ORDER BY s.user_id LIMIT ?`,
-        [after, chunk],
-      );
-      if (rows.length === 0) break;
-      if (!(await apply(rows.map(toEntry)))) throw new Error('redis unavailable during rebuild');
-      total += rows.length;
-      after = rows[rows.length - 1].user_id;
+    const [{ now }] = await rawRows<{ now: Date }>(db, 'SELECT UTC_TIMESTAMP(3) AS now');
+    for (const live of deps.boards.liveCycles(now, deps.graceMs)) {
+      let after = '';
+      for (;;) {
+        const rows = await rawRows<MirrorRow>(
+          db,
+          `SELECT ${MIRROR_COLUMNS} FROM board_scores s JOIN users u ON u.id = s.user_id
+           WHERE ${IN_CYCLE_SQL} AND s.user_id > ? ORDER BY s.user_id LIMIT ?`,
+          [live.board, live.window, live.cycle.start, after, chunk],
+        );
+        if (rows.length === 0) break;
+        if (!(await apply(rows.map((r) => toEntry(r)!)))) throw new Error('redis unavailable during rebuild');
+        total += rows.length;
+        after = rows[rows.length - 1].user_id;
+      }
     }
     if (failures === failuresBefore) {
       await redis.set(keys.ready, new Date().toISOString());
@@ -151,24 +235,28 @@ export function createMirror(deps: {
   /** Applies every row changed since the last clean scan (minus a window for slow commits). */
   async function catchUp(): Promise<number> {
     const failuresBefore = failures;
-    const [{ now }] = await rawRows<{ now: Date }>(db, 'SELECT CURRENT_TIMESTAMP(3) AS now');
+    const [{ now }] = await rawRows<{ now: Date }>(db, 'SELECT UTC_TIMESTAMP(3) AS now');
     const from = new Date((syncFrom ?? now).getTime() - deps.syncWindowMs);
     let applied = 0;
     let afterTime = from;
-    let afterUser = '';
+    let after: unknown[] = ['', '', new Date(0), ''];
     for (;;) {
+      // The scan orders by (updated_at, the primary key), so a page boundary inside one instant resumes exactly.
       const rows = await rawRows<MirrorRow & { updated_at: Date }>(
         db,
-        `SELECT s.user_id, s.score, s.version, u.status, u.display_name, s.updated_at FROM scores s JOIN users u ON u.id = s.user_id
-         WHERE (s.updated_at > ? OR (s.updated_at = ? AND s.user_id > ?))
-         ORDER BY s.updated_at, s.user_id LIMIT 5000`,
-        [afterTime, afterTime, afterUser],
+        `SELECT ${MIRROR_COLUMNS}, s.updated_at FROM board_scores s JOIN users u ON u.id = s.user_id
+         WHERE s.updated_at > ? OR (s.updated_at = ? AND (s.board_id, s.window_name, s.cycle_start, s.user_id) > (?, ?, ?, ?))
+         ORDER BY s.updated_at, s.board_id, s.window_name, s.cycle_start, s.user_id LIMIT 5000`,
+        [afterTime, afterTime, ...after],
       );
       if (rows.length === 0) break;
-      if (!(await apply(rows.map(toEntry)))) return applied;
+      const entries = rows.map(toEntry).filter((e) => e !== undefined);
+      if (entries.length < rows.length) failures++; // scan these again once the board is loaded here
+      if (!(await apply(entries))) return applied;
       applied += rows.length;
-      afterTime = rows[rows.length - 1].updated_at;
-      afterUser = rows[rows.length - 1].user_id;
+      const last = rows[rows.length - 1];
+      afterTime = last.updated_at;
+      after = [last.board_id, last.window_name, last.cycle_start, last.user_id];
     }
     if (failures === failuresBefore) {
       syncFrom = now;
@@ -176,6 +264,20 @@ export function createMirror(deps: {
       failuresAtLastCleanSync = failuresBefore;
     }
     return applied;
+  }
+
+  /**
+   * Copies one user's committed rows in live cycles (`all`, and cycles from `since`) after a ban, unban or
+   * rename committed; the rows' bumped versions order this against concurrent score writes.
+   */
+  async function syncUser(userId: string, since: Date): Promise<boolean> {
+    const rows = await rawRows<MirrorRow>(
+      db,
+      `SELECT ${MIRROR_COLUMNS} FROM board_scores s JOIN users u ON u.id = s.user_id
+       WHERE s.${USER_LIVE_ROWS.replace(/cycle_start/g, 's.cycle_start')}`,
+      [userId, ALL_CYCLE_START, since],
+    );
+    return apply(rows.map(toEntry).filter((e) => e !== undefined));
   }
 
   /** One pass of the self-healing loop: rebuild when the mirror was flushed or never built, else catch up. */
@@ -204,6 +306,7 @@ export function createMirror(deps: {
 
   return {
     apply,
+    syncUser,
     ranks,
     lookup,
     rebuild,
@@ -224,7 +327,13 @@ export function createMirror(deps: {
 
 export type Mirror = ReturnType<typeof createMirror>;
 
+const MIRROR_COLUMNS =
+  's.board_id, s.window_name, s.cycle_start, s.user_id, s.score, s.version, u.status, u.display_name';
+
 interface MirrorRow {
+  board_id: string;
+  window_name: string;
+  cycle_start: Date;
   user_id: string;
   score: number;
   version: number;
@@ -232,12 +341,5 @@ interface MirrorRow {
   display_name: string;
 }
 
-function toEntry(r: MirrorRow): MirrorEntry {
-  return {
-    userId: r.user_id,
-    score: Number(r.score),
-    version: Number(r.version),
-    active: r.status === 'active',
-    displayName: r.display_name,
-  };
-}
+/** The name of the cycle a row belongs to: `all` for a window that never resets, else its start. */
+const cycleNameOf = (start: Date, reset: string | null) => (reset === null ? ALL_CYCLE : cycleName(start));

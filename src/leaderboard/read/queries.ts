@@ -1,23 +1,4 @@
 import { rawRows, type Db } from '../../platform/db';
-import { ABOVE_SQL, rankFromAbove } from '../ranking';
-import type { Standing } from '../cache/mirror';
-
-/**
- * A user's score and rank from MySQL, for when the Redis mirror cannot answer. Banned users and users who
- * never scored have none, exactly as the mirror says. The rank is a COUNT over every score above this one:
- * callers bound how often it runs (src/leaderboard/read/db-fallback.ts).
- */
-export async function userStandingFromDatabase(db: Db, userId: string): Promise<Standing | undefined> {
-  const [row] = await rawRows<{ display_name: string; status: string; score: number | null }>(
-    db,
-    'SELECT u.display_name, u.status, s.score FROM users u JOIN scores s ON s.user_id = u.id WHERE u.id = ?',
-    [userId],
-  );
-  if (!row || row.status !== 'active') return undefined;
-  const score = Number(row.score);
-  const [{ above }] = await rawRows<{ above: number }>(db, ABOVE_SQL, [score]);
-  return { displayName: row.display_name, score, rank: rankFromAbove(Number(above)) };
-}
 
 export interface HistoryEvent {
   eventId: number;

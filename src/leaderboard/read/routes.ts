@@ -8,7 +8,12 @@ import { userIdParam } from '../../users/routes';
 import { validate } from '../../http/validation';
 import type { DbFallback } from './db-fallback';
 import type { Mirror, Standing } from '../cache/mirror';
-import { userHistory, userStandingFromDatabase } from './queries';
+import { userHistory } from './queries';
+import { standingInCycle } from './board-queries';
+import { cycleAt } from '../boards/cycles';
+
+/** The one-board routes (/scores/*) are `global`/`all`. */
+const GLOBAL_ALL = { board: 'global', window: 'all', cycle: 'all' };
 
 const historyQuery = Joi.object({
   limit: Joi.number().integer().min(1).max(200).default(50),
@@ -20,7 +25,7 @@ export function scoreReadRoutes(
   deps: {
     db: Db;
     mirror: Mirror;
-    fallback: DbFallback<Standing | undefined>;
+    fallback: DbFallback<unknown>;
     retryAfterS: number;
     loadCaller: CallerLoader;
     verifyToken: TokenVerifier;
@@ -32,17 +37,23 @@ export function scoreReadRoutes(
    */
   router.get('/scores/users/:userId', async (ctx) => {
     const userId = validate(userIdParam, ctx.params.userId, 'path');
-    const found = await deps.mirror.lookup(userId);
+    const found = await deps.mirror.lookup(GLOBAL_ALL, userId);
     let standing: Standing | undefined;
     if (found.kind === 'found') standing = found.standing;
     else if (found.kind === 'unknown') {
-      const answer = await deps.fallback.run(userId, () => userStandingFromDatabase(deps.db, userId));
+      const answer = await deps.fallback.run(`standing:global/all/all:${userId}`, () =>
+        standingInCycle(
+          deps.db,
+          { board: 'global', window: 'all', cycle: cycleAt(null, new Date()) },
+          userId,
+        ),
+      );
       if (answer.kind === 'busy')
         throw unavailable(
           'Rankings are being rebuilt and this instance is busy; retry shortly.',
           deps.retryAfterS,
         );
-      standing = answer.value;
+      standing = answer.value as Standing | undefined;
     }
     if (!standing) throw notFound(`No ranked user "${userId}".`);
     ctx.set('Cache-Control', 'no-cache');

@@ -1,23 +1,131 @@
-import type { SnapshotEngine } from './engine';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Db } from '../../platform/db';
+import { redisReady } from '../../platform/redis';
+import { redisKeys } from '../ranking';
+import type { BoardRegistry } from '../boards/registry';
+import { createSnapshotEngine, type SharedSnapshot, type Snapshot, type SnapshotEngine } from './engine';
 
-/**
- * Where a push transport finds the live snapshot of a board window. Today the service has one board window,
- * `global`/`all` (cycle `all`), served by the one snapshot engine; many boards and time windows will answer
- * here as well, so transports never need to know how boards are stored.
- */
+/** Where a poll or a push transport finds the live snapshot of a board window. */
 export interface BoardWindowFeed {
   board: string;
   window: string;
-  cycle: string;
   snapshot: SnapshotEngine;
 }
 
-export function createBoardWindows(deps: { snapshot: SnapshotEngine }) {
-  const global: BoardWindowFeed = { board: 'global', window: 'all', cycle: 'all', snapshot: deps.snapshot };
+const key = (board: string, window: string) => `${board}/${window}`;
+
+/**
+ * The live snapshots of the board windows this instance serves. A board window gets its snapshot engine on
+ * first read and keeps it while it is polled or followed by a stream; one that nobody read for `idleMs` is
+ * dropped, so a thousand boards cost nothing until they are read. `global`/`all` is always kept. One Redis
+ * subscription carries every board window's announcements; each goes to its engine, if this instance has one.
+ */
+export function createBoardWindows(deps: {
+  db: Db;
+  redis: Redis;
+  /** A dedicated connection: a subscribed Redis client can do nothing else. */
+  subscriber: Redis;
+  boards: Pick<BoardRegistry, 'window'>;
+  prefix: string;
+  size: number;
+  tickMs: number;
+  idleMs: number;
+  logger: Logger;
+  /** Told of every snapshot with new content that any board window here adopts. */
+  onChanged?: (feed: { board: string; window: string }, s: Snapshot) => void;
+}) {
+  const { logger } = deps;
+  const channel = redisKeys(deps.prefix).snapshotChannel;
+  const live = new Map<string, { feed: BoardWindowFeed; usedAt: number }>();
+  let subscribed = false; // while false, nobody can tell us about changes: each engine asks MySQL each tick
+  let sweeper: NodeJS.Timeout | undefined;
+  const listening = () => subscribed && redisReady(deps.subscriber);
+
+  function open(board: string, window: string): BoardWindowFeed | undefined {
+    const k = key(board, window);
+    const held = live.get(k);
+    if (held) {
+      held.usedAt = Date.now();
+      return held.feed;
+    }
+    const w = deps.boards.window(board, window);
+    if (!w) return undefined;
+    const snapshot = createSnapshotEngine({
+      db: deps.db,
+      redis: deps.redis,
+      prefix: deps.prefix,
+      board,
+      window,
+      reset: w.reset,
+      size: deps.size,
+      tickMs: deps.tickMs,
+      logger,
+      listening,
+      onChanged: (s) => deps.onChanged?.({ board, window }, s),
+    });
+    const feed = { board, window, snapshot };
+    live.set(k, { feed, usedAt: Date.now() });
+    void snapshot.start();
+    return feed;
+  }
+
+  function onMessage(ch: string, message: string): void {
+    if (ch !== channel) return;
+    try {
+      const s = JSON.parse(message) as SharedSnapshot;
+      live.get(key(s.board ?? 'global', s.window ?? 'all'))?.feed.snapshot.offerShared(s);
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'ignoring an unreadable shared snapshot');
+    }
+  }
+
+  function sweep(): void {
+    const cutoff = Date.now() - deps.idleMs;
+    for (const [k, { feed, usedAt }] of live) {
+      if (k === key('global', 'all') || feed.snapshot.listeners() > 0 || usedAt > cutoff) continue;
+      live.delete(k);
+      void feed.snapshot.stop();
+    }
+  }
+
   return {
-    /** The feed of a board window, or undefined for one that does not exist. */
-    resolve(board: string, window: string): BoardWindowFeed | undefined {
-      return board === global.board && window === global.window ? global : undefined;
+    /** The feed of a board window (its engine started on first use), or undefined for one that does not exist. */
+    resolve: open,
+    /** `global`/`all`, the one the unversioned routes serve. */
+    global: () => open('global', 'all')!,
+    /** Board windows with a live snapshot here. */
+    size: () => live.size,
+    feeds: () => [...live.values()].map((l) => l.feed),
+    /** Commits landed on these boards: their live windows rebuild within a tick. */
+    markDirty(boards: string[]): void {
+      const touched = new Set(boards);
+      for (const { feed } of live.values()) if (touched.has(feed.board)) feed.snapshot.markDirty();
+    },
+    /** A user changed (ban, rename): every live window may show them. */
+    markAllDirty(): void {
+      for (const { feed } of live.values()) feed.snapshot.markDirty();
+    },
+    async start(): Promise<void> {
+      deps.subscriber.on('message', onMessage);
+      // (Re)subscribe on every connect: with no offline queue a subscribe sent while connecting is lost.
+      const onReady = () => {
+        deps.subscriber
+          .subscribe(channel)
+          .then(() => (subscribed = true))
+          .catch((err) => logger.warn({ err: err.message }, 'subscribe failed'));
+        for (const { feed } of live.values()) feed.snapshot.resync();
+      };
+      deps.subscriber.on('ready', onReady);
+      deps.subscriber.on('close', () => (subscribed = false));
+      if (redisReady(deps.subscriber)) onReady();
+      await open('global', 'all')!.snapshot.start();
+      sweeper = setInterval(sweep, Math.max(1000, Math.floor(deps.idleMs / 2)));
+      sweeper.unref();
+    },
+    async stop(): Promise<void> {
+      clearInterval(sweeper);
+      await Promise.all([...live.values()].map((l) => l.feed.snapshot.stop()));
     },
   };
 }

@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { rawRows, type Db } from '../../platform/db';
-import { competitionRanks, rankOrderSql, redisKeys } from '../ranking';
+import { competitionRanks, IN_CYCLE_SQL, rankOrderSql, redisKeys } from '../ranking';
+import { ALL_CYCLE, cycleAt, type Cycle } from '../boards/cycles';
 import { markRedisFailure, redisReady } from '../../platform/redis';
 import { etagFor } from '../../http/etag';
 
@@ -13,31 +14,42 @@ export interface ScoreboardEntry {
 }
 
 /**
- * The top N as every client sees it: the exact bytes of the /top body and its ETag. `maxEventId` and
- * `readAtUs` (the database clock when it was read) order snapshots: a later read sees every commit an earlier
- * one saw, so (maxEventId, readAtUs) never decreases, and a snapshot that is not newer is never adopted.
+ * A board window's top N as every client sees it: the exact bytes of the /top body and its ETag, for one
+ * cycle. Snapshots are ordered by (cycle start, maxEventId, readAtUs): a later cycle is always newer; within a
+ * cycle, a later read (readAtUs is the database clock) sees every commit an earlier one saw, so
+ * (maxEventId, readAtUs) never decreases, and a snapshot that is not newer is never adopted.
  */
 export interface Snapshot {
+  cycle: string;
+  cycleStartMs: number;
   body: Buffer;
   etag: string;
   maxEventId: number;
   readAtUs: number;
 }
 
-interface SharedSnapshot {
+interface SharedSnapshot extends Omit<Snapshot, 'body'> {
+  board: string;
+  window: string;
   body: string;
-  etag: string;
-  maxEventId: number;
-  readAtUs: number;
 }
+
+/**
+ * The version of a cycle's top N. `all` keeps the content hash it always had (so /scores/top is unchanged);
+ * a resetting window's includes the cycle, so a rollover to an empty top is a new version even when the last
+ * cycle's top was empty too.
+ */
+export const snapshotEtag = (cycle: string, body: Buffer) =>
+  cycle === ALL_CYCLE ? etagFor(body) : etagFor(Buffer.concat([Buffer.from(`${cycle}\n`), body]));
 
 // Stores the snapshot and announces it only if it is newer than the stored one.
 const PUBLISH_IF_NEWER = `
 local held = redis.call('GET', KEYS[1])
 if held then
   local h = cjson.decode(held)
-  local id, at = tonumber(ARGV[2]), tonumber(ARGV[3])
-  if h.maxEventId > id or (h.maxEventId == id and h.readAtUs >= at) then return 0 end
+  local c, id, at = tonumber(ARGV[4]), tonumber(ARGV[2]), tonumber(ARGV[3])
+  local hc = h.cycleStartMs or 0
+  if hc > c or (hc == c and (h.maxEventId > id or (h.maxEventId == id and h.readAtUs >= at))) then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('PUBLISH', KEYS[2], ARGV[1])
@@ -47,13 +59,18 @@ type SnapshotRedis = Redis & {
   snapshotPublish(key: string, channel: string, ...args: string[]): Promise<number>;
 };
 
-export const isNewer = (
-  a: Pick<Snapshot, 'maxEventId' | 'readAtUs'>,
-  b: Pick<Snapshot, 'maxEventId' | 'readAtUs'>,
-) => a.maxEventId > b.maxEventId || (a.maxEventId === b.maxEventId && a.readAtUs > b.readAtUs);
+type Order = Pick<Snapshot, 'cycleStartMs' | 'maxEventId' | 'readAtUs'>;
+export const isNewer = (a: Order, b: Order) =>
+  a.cycleStartMs > b.cycleStartMs ||
+  (a.cycleStartMs === b.cycleStartMs &&
+    (a.maxEventId > b.maxEventId || (a.maxEventId === b.maxEventId && a.readAtUs > b.readAtUs)));
 
-/** Builds the top N from the ranking index, in one statement so the content and its version agree. */
-export async function readSnapshot(db: Db, size: number): Promise<Snapshot> {
+/** The top N of one cycle from the ranking index, in one statement so the content and its version agree. */
+export async function readSnapshot(
+  db: Db,
+  size: number,
+  at: { board: string; window: string; cycle: Cycle },
+): Promise<Snapshot> {
   const rows = await rawRows<{
     max_id: number;
     now_us: number;
@@ -67,11 +84,11 @@ export async function readSnapshot(db: Db, size: number): Promise<Snapshot> {
                   CAST(UNIX_TIMESTAMP(CURRENT_TIMESTAMP(6)) * 1000000 AS UNSIGNED) AS now_us
            FROM score_events) m
      LEFT JOIN (SELECT s.user_id, u.display_name, s.score, s.reached_at
-                FROM scores s JOIN users u ON u.id = s.user_id
-                WHERE u.status = 'active'
+                FROM board_scores s JOIN users u ON u.id = s.user_id
+                WHERE ${IN_CYCLE_SQL} AND u.status = 'active'
                 ORDER BY ${rankOrderSql('s')} LIMIT ?) t ON 1 = 1
      ORDER BY ${rankOrderSql('t')}`,
-    [size],
+    [at.board, at.window, at.cycle.start, size],
   );
   const ranked = rows.filter((r) => r.user_id !== null);
   const ranks = competitionRanks(ranked.map((r) => Number(r.score)));
@@ -82,33 +99,62 @@ export async function readSnapshot(db: Db, size: number): Promise<Snapshot> {
     score: Number(r.score),
   }));
   const body = Buffer.from(JSON.stringify(entries));
-  return { body, etag: etagFor(body), maxEventId: Number(rows[0].max_id), readAtUs: Number(rows[0].now_us) };
+  return {
+    cycle: at.cycle.name,
+    cycleStartMs: at.cycle.start.getTime(),
+    body,
+    etag: snapshotEtag(at.cycle.name, body),
+    maxEventId: Number(rows[0].max_id),
+    readAtUs: Number(rows[0].now_us),
+  };
+}
+
+/** A new cycle's top before anything was read of it: empty, older than any real read of that cycle. */
+export function emptySnapshot(cycle: Cycle): Snapshot {
+  const body = Buffer.from('[]');
+  return {
+    cycle: cycle.name,
+    cycleStartMs: cycle.start.getTime(),
+    body,
+    etag: snapshotEtag(cycle.name, body),
+    maxEventId: -1,
+    readAtUs: 0,
+  };
 }
 
 /**
- * Keeps this instance's snapshot current. After local writes it is rebuilt at most once per tick, and shared
- * through Redis (a key plus a pub/sub notice) so every instance adopts a change within one tick. While Redis
- * is unreachable each instance instead asks MySQL once per tick whether anything changed.
+ * Keeps this instance's snapshot of one board window current. After local writes it is rebuilt at most once
+ * per tick, and shared through Redis (a key plus a notice on the one snapshot channel, which the board
+ * windows registry listens to) so every instance adopts a change within one tick. While Redis is unreachable
+ * each instance instead asks MySQL once per tick whether anything changed. When this instance's clock passes
+ * the window's next reset it switches to the new cycle at once: an empty top, then what MySQL holds for it.
  */
 export function createSnapshotEngine(deps: {
   db: Db;
   redis: Redis;
-  /** A dedicated connection: a subscribed Redis client can do nothing else. */
-  subscriber: Redis;
   prefix: string;
+  board: string;
+  window: string;
+  /** The window's reset (null for `all`). */
+  reset: string | null;
   size: number;
   tickMs: number;
   logger: Logger;
+  /** Whether changes are being announced to this instance (the registry's subscription is up). */
+  listening: () => boolean;
+  /** Told of every adopted snapshot with new content (metrics). */
+  onChanged?: (s: Snapshot) => void;
 }) {
-  const { db, logger } = deps;
+  const { db, logger, board, window } = deps;
   const redis = deps.redis as SnapshotRedis;
   redis.defineCommand('snapshotPublish', { numberOfKeys: 2, lua: PUBLISH_IF_NEWER });
-  const { snapshot: key, snapshotChannel: channel } = redisKeys(deps.prefix);
-  const empty = Buffer.from('[]');
-  let current: Snapshot = { body: empty, etag: etagFor(empty), maxEventId: -1, readAtUs: 0 };
+  const keys = redisKeys(deps.prefix);
+  const key = keys.snapshotOf(board, window);
+  let cycle = cycleAt(deps.reset, new Date());
+  let current: Snapshot = emptySnapshot(cycle);
+  let built = false; // a snapshot was read or adopted at least once: `current` is an answer
   let adoptedAt = Date.now();
   let dirty = true;
-  let subscribed = false; // while false, nobody can tell us about changes: ask MySQL each tick
   let lastSeen = { maxId: -1, usersAt: '' };
   let building: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -119,37 +165,50 @@ export function createSnapshotEngine(deps: {
   /** Adopts a snapshot only if it is newer; tells listeners only when the content changed. */
   function offer(next: Snapshot): boolean {
     if (!isNewer(next, current)) return false;
+    if (next.cycleStartMs > cycle.start.getTime()) cycle = cycleAt(deps.reset, new Date(next.cycleStartMs));
     const changed = next.etag !== current.etag;
     current = next;
+    built = true;
     adoptedAt = Date.now();
-    if (changed) for (const l of listeners) l(current);
+    if (changed) {
+      deps.onChanged?.(current);
+      for (const l of listeners) l(current);
+    }
     return true;
   }
 
-  function offerShared(json: string): void {
-    try {
-      const s = JSON.parse(json) as SharedSnapshot;
-      offer({ body: Buffer.from(s.body), etag: s.etag, maxEventId: s.maxEventId, readAtUs: s.readAtUs });
-    } catch (err) {
-      logger.warn({ err: (err as Error).message }, 'ignoring an unreadable shared snapshot');
-    }
+  function offerShared(s: SharedSnapshot): void {
+    offer({ ...s, body: Buffer.from(s.body) });
+  }
+
+  /** This instance's clock passed the reset: the new cycle starts empty, and is read from MySQL next tick. */
+  function rollOver(): void {
+    const now = cycleAt(deps.reset, new Date());
+    if (now.start.getTime() <= cycle.start.getTime()) return;
+    cycle = now;
+    if (built) offer(emptySnapshot(now));
+    dirty = true;
   }
 
   async function rebuild(): Promise<void> {
-    const next = await readSnapshot(db, deps.size);
+    const next = await readSnapshot(db, deps.size, { board, window, cycle });
     if (!offer(next) || !redisReady(redis)) return;
-    const shared: SharedSnapshot = { ...next, body: next.body.toString() };
+    const shared: SharedSnapshot = { ...next, board, window, body: next.body.toString() };
     try {
       await redis.snapshotPublish(
         key,
-        channel,
+        keys.snapshotChannel,
         JSON.stringify(shared),
         String(next.maxEventId),
         String(next.readAtUs),
+        String(next.cycleStartMs),
       );
     } catch (err) {
       markRedisFailure(redis);
-      logger.warn({ err: (err as Error).message }, 'could not share the snapshot through redis');
+      logger.warn(
+        { err: (err as Error).message, board, window },
+        'could not share the snapshot through redis',
+      );
     }
   }
 
@@ -166,7 +225,8 @@ export function createSnapshotEngine(deps: {
   }
 
   async function tick(): Promise<void> {
-    const sharing = subscribed && redisReady(redis) && redisReady(deps.subscriber);
+    if (cycle.end && Date.now() >= cycle.end.getTime()) rollOver();
+    const sharing = deps.listening() && redisReady(redis);
     if (!dirty && sharing) return;
     if (!dirty && !(await changedInDatabase())) return;
     const wait = lastBuildAt + deps.tickMs - Date.now();
@@ -186,7 +246,10 @@ export function createSnapshotEngine(deps: {
     building = tick()
       .catch((err) => {
         dirty = true; // try again next tick
-        logger.warn({ err: (err as Error).message }, 'snapshot rebuild failed; serving the last one');
+        logger.warn(
+          { err: (err as Error).message, board, window },
+          'snapshot rebuild failed; serving the last one',
+        );
       })
       .finally(() => {
         building = undefined;
@@ -197,13 +260,20 @@ export function createSnapshotEngine(deps: {
       });
   }
 
+  let started: Promise<void> | undefined;
   return {
+    board,
+    window,
     current: () => current,
+    /** False until a first snapshot was read or adopted (MySQL and Redis down since this engine started). */
+    hasData: () => built,
     /** Milliseconds since this instance adopted its current snapshot. */
     age: () => Date.now() - adoptedAt,
+    /** How many transports follow this board window here (the registry keeps it while any do). */
+    listeners: () => listeners.size,
     /**
-     * A local commit happened. Rebuild right away when the last rebuild is a tick old (low latency when
-     * writes are rare); otherwise at the end of the current tick, so there is still at most one per tick.
+     * A local commit (or user change) happened. Rebuild right away when the last rebuild is a tick old (low
+     * latency when writes are rare); otherwise at the end of the current tick, so there is still at most one.
      */
     markDirty() {
       dirty = true;
@@ -214,37 +284,33 @@ export function createSnapshotEngine(deps: {
       return () => listeners.delete(listener);
     },
     offer,
+    offerShared,
     rebuild,
-    async start(): Promise<void> {
-      deps.subscriber.on('message', (ch: string, msg: string) => ch === channel && offerShared(msg));
-      // (Re)subscribe on every connect: with no offline queue a subscribe sent while connecting is lost.
-      // After an outage, changes may have gone unannounced: adopt the shared one and rebuild once.
-      const onReady = () => {
-        deps.subscriber
-          .subscribe(channel)
-          .then(() => (subscribed = true))
-          .catch((err) => logger.warn({ err: err.message }, 'subscribe failed'));
-        dirty = true;
-        redis.get(key).then(
-          (s) => s && offerShared(s),
-          () => {},
-        );
-      };
-      deps.subscriber.on('ready', onReady);
-      deps.subscriber.on('close', () => (subscribed = false));
-      if (redisReady(deps.subscriber)) onReady();
-      try {
-        const shared = redisReady(redis) ? await redis.get(key) : null;
-        if (shared) offerShared(shared);
-      } catch {
-        // fall through to MySQL
-      }
+    /** After a Redis outage, changes may have gone unannounced: adopt the shared one and rebuild once. */
+    resync(): void {
       dirty = true;
-      await tick().catch((err) =>
-        logger.warn({ err: (err as Error).message }, 'initial snapshot failed; will retry'),
+      redis.get(key).then(
+        (json) => json && offerShared(JSON.parse(json) as SharedSnapshot),
+        () => {},
       );
-      timer = setInterval(runTick, deps.tickMs);
-      timer.unref();
+    },
+    /** Reads the first snapshot (the shared one, then MySQL) and starts the tick; resolves when it has one. */
+    start(): Promise<void> {
+      started ??= (async () => {
+        try {
+          const shared = redisReady(redis) ? await redis.get(key) : null;
+          if (shared) offerShared(JSON.parse(shared) as SharedSnapshot);
+        } catch {
+          // fall through to MySQL
+        }
+        dirty = true;
+        await tick().catch((err) =>
+          logger.warn({ err: (err as Error).message, board, window }, 'initial snapshot failed; will retry'),
+        );
+        timer = setInterval(runTick, deps.tickMs);
+        timer.unref();
+      })();
+      return started;
     },
     async stop(): Promise<void> {
       clearInterval(timer);
@@ -256,3 +322,4 @@ export function createSnapshotEngine(deps: {
 }
 
 export type SnapshotEngine = ReturnType<typeof createSnapshotEngine>;
+export type { SharedSnapshot };

@@ -10,8 +10,10 @@ import type { ScoreService } from './service';
 import type { RejectReason } from './store';
 
 /** What each of the store's reasons means to an HTTP caller. */
-function rejection(reason: RejectReason, userId: string): HttpError {
+function rejection(reason: RejectReason, userId: string, boardId: string): HttpError {
   switch (reason) {
+    case 'unknown_board':
+      return notFound(`No board "${boardId}".`);
     case 'actor_banned':
       return forbidden('This account is banned.');
     case 'actor_not_admin':
@@ -35,6 +37,8 @@ export function scoreWriteRoutes(
     /** Per-user write limit; runs after the token is verified and before any database work. */
     writeLimit: Middleware;
     scores: ScoreService;
+    /** Whether a board exists (reloading this instance's copy, rate-limited, for one created elsewhere). */
+    findBoard: (id: string) => Promise<unknown>;
     maxScoreIncrement: number;
     maxBodyBytes: number;
     retryAfterS: number;
@@ -62,8 +66,10 @@ export function scoreWriteRoutes(
     if (userId !== caller.id && caller.role !== 'admin')
       throw forbidden('Players may only add to their own score.');
 
+    if (!(await deps.findBoard(body.boardId))) throw notFound(`No board "${body.boardId}".`);
     const outcome = await deps.scores.submit({
       userId,
+      boardId: body.boardId,
       delta: body.scoreIncrement,
       actionId: body.actionId ?? headerKey,
       actorId: caller.id,
@@ -71,7 +77,7 @@ export function scoreWriteRoutes(
     });
     if (outcome.kind === 'overloaded')
       throw unavailable('Too many score updates are waiting; retry shortly.', deps.retryAfterS);
-    if (outcome.kind === 'rejected') throw rejection(outcome.reason, userId);
+    if (outcome.kind === 'rejected') throw rejection(outcome.reason, userId, body.boardId);
     if (outcome.kind === 'replayed') ctx.set('Idempotent-Replayed', 'true');
     ctx.status = outcome.kind === 'applied' ? 201 : 200;
     ctx.body = outcome.result;

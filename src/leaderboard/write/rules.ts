@@ -1,23 +1,38 @@
 /**
  * The write rules, decided for a whole batch against the rows its transaction locked: who may apply what,
- * replays and conflicting replays of an actionId, and the safe-integer range of a total. Pure: the store
- * (./store.ts) reads and writes MySQL around it.
+ * replays and conflicting replays of an actionId, and the safe-integer range of every window's total. Pure:
+ * the store (./store.ts) reads and writes MySQL around it.
  */
 
 export interface DeltaRequest {
   userId: string;
+  /** The board the delta applies to: every one of its windows, in the current cycle. */
+  boardId: string;
   delta: number;
   actionId?: string;
   actorId: string;
   actorIsAdmin: boolean;
 }
 
+/** A window's cycle, total and rank after the delta. */
+export interface WindowResult {
+  cycle: string;
+  score: number;
+  rank: number | null;
+}
+
+/**
+ * The answer to an applied delta. `score` and `rank` are the board's first window's (for `global`, `all`),
+ * so the fields of the one-board API keep their meaning; `windows` has every window.
+ */
 export interface UpdateResult {
   userId: string;
   score: number;
   rank: number | null;
   scoreIncrement: number;
   eventId: number;
+  boardId: string;
+  windows: Record<string, WindowResult>;
 }
 
 export type DeltaOutcome =
@@ -30,6 +45,7 @@ export type DeltaOutcome =
  * other intake) decides what each one means to its caller (src/leaderboard/write/routes.ts).
  */
 export type RejectReason =
+  | 'unknown_board'
   | 'actor_banned'
   | 'actor_not_admin'
   | 'unknown_user'
@@ -40,7 +56,6 @@ export type RejectReason =
 /** The locked state the rules need of a target user, and of an acting admin. */
 export interface LockedUser {
   status: string;
-  score: number | null;
 }
 export interface Actor {
   role: string;
@@ -49,6 +64,7 @@ export interface Actor {
 /** An event already committed under the same (target, actor, actionId). */
 export interface PriorEvent {
   delta: number;
+  boardId: string;
   result: UpdateResult;
 }
 
@@ -59,22 +75,28 @@ export type Decision = DeltaOutcome | { kind: 'pending'; index: number } | { kin
 export const actionKey = (userId: string, actorId: string, actionId: string) =>
   `${userId}\u0000${actorId}\u0000${actionId}`;
 
+/** A user's rows on one board: the unit a batch updates once, however many of its deltas it holds. */
+export const userBoardKey = (userId: string, boardId: string) => `${userId}\u0000${boardId}`;
+
 const rejected = (reason: RejectReason): DeltaOutcome => ({ kind: 'rejected', reason });
 
 /**
  * One decision per request, in order, against the running totals; only accepted requests become events.
- * `actors` holds every acting admin's row (targets included), `prior` the committed events by actionKey.
+ * `actors` holds every acting admin's row (targets included), `prior` the committed events by actionKey,
+ * `totals` each (user, board)'s current totals, one per window in the board's order (0 for a new row), or
+ * undefined for a board that does not exist.
  */
 export function decideBatch(
   requests: DeltaRequest[],
   users: Map<string, LockedUser>,
   actors: Map<string, Actor>,
   prior: Map<string, PriorEvent>,
+  totals: (userId: string, boardId: string) => number[] | undefined,
 ) {
   const decisions: Decision[] = [];
-  const accepted: Array<{ req: DeltaRequest; scoreAfter: number }> = [];
+  const accepted: Array<{ req: DeltaRequest; scoresAfter: number[] }> = [];
   const firstInBatch = new Map<string, number>(); // actionKey -> request index that applies it
-  const running = new Map<string, number>();
+  const running = new Map<string, number[]>(); // userBoardKey -> totals per window
   for (const [i, req] of requests.entries()) {
     const user = users.get(req.userId);
     const decision = decide(req, user);
@@ -82,20 +104,22 @@ export function decideBatch(
       decisions.push(decision);
       continue;
     }
-    const scoreAfter = (running.get(req.userId) ?? Number(user!.score)) + req.delta;
-    if (!Number.isSafeInteger(scoreAfter)) {
+    const k = userBoardKey(req.userId, req.boardId);
+    const scoresAfter = (running.get(k) ?? totals(req.userId, req.boardId)!).map((s) => s + req.delta);
+    if (!scoresAfter.every(Number.isSafeInteger)) {
       decisions.push(rejected('out_of_range'));
       continue;
     }
-    running.set(req.userId, scoreAfter);
+    running.set(k, scoresAfter);
     if (req.actionId !== undefined) firstInBatch.set(actionKey(req.userId, req.actorId, req.actionId), i);
     decisions.push({ kind: 'pending', index: accepted.length });
-    accepted.push({ req, scoreAfter });
+    accepted.push({ req, scoresAfter });
   }
   return { decisions, accepted, running };
 
   /** Rejections and replays, decided before any arithmetic. */
   function decide(req: DeltaRequest, user: LockedUser | undefined): Decision | undefined {
+    if (totals(req.userId, req.boardId) === undefined) return rejected('unknown_board');
     if (req.actorIsAdmin) {
       const actor = actors.get(req.actorId);
       if (actor?.status !== 'active') return rejected('actor_banned');
@@ -106,13 +130,14 @@ export function decideBatch(
     if (req.actionId === undefined) return undefined;
     const k = actionKey(req.userId, req.actorId, req.actionId);
     const done = prior.get(k);
+    // A replay is the same delta to the same board; anything else under a used key is a conflict.
     if (done)
-      return done.delta === req.delta
+      return done.delta === req.delta && done.boardId === req.boardId
         ? { kind: 'replayed', result: done.result }
         : rejected('conflicting_replay');
     const leader = firstInBatch.get(k);
     if (leader === undefined) return undefined;
-    return requests[leader].delta === req.delta
+    return requests[leader].delta === req.delta && requests[leader].boardId === req.boardId
       ? { kind: 'follow', of: leader }
       : rejected('conflicting_replay');
   }

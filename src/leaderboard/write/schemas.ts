@@ -1,5 +1,6 @@
 import Joi from 'joi';
 import { USER_ID_PATTERN } from '../../auth/tokens';
+import { BOARD_ID_PATTERN } from '../boards/schemas';
 
 /** Idempotency keys: 1-128 visible ASCII characters (the joi rule and the OpenAPI document both use this). */
 export const ACTION_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
@@ -9,6 +10,7 @@ export interface UpdateBody {
   userId?: string;
   scoreIncrement: number;
   actionId?: string;
+  boardId: string;
 }
 
 /** Players add 1..max to their own score; admins may apply any non-zero correction within the safe range. */
@@ -20,5 +22,6 @@ export function updateBodySchema(maxIncrement: number, admin: boolean): Joi.Obje
     userId: Joi.string().pattern(USER_ID_PATTERN, 'user id'),
     scoreIncrement: increment.required(),
     actionId: ACTION_ID,
+    boardId: Joi.string().pattern(BOARD_ID_PATTERN, 'board id').default('global'),
   }).unknown(false);
 }

@@ -3,7 +3,7 @@ import type { Events } from '../../events';
 import type { Db } from '../../platform/db';
 import { isDatabaseUnavailable } from '../../http/errors';
 import type { Mirror } from '../cache/mirror';
-import { applyBatch, type DeltaOutcome, type DeltaRequest } from './store';
+import { applyBatch, type DeltaOutcome, type DeltaRequest, type WindowsOf } from './store';
 import { createWriteQueue, QUEUE_FULL } from './write-queue';
 
 export interface WriteBatching {
@@ -21,6 +21,8 @@ export interface WriteBatching {
 export function createScoreService(deps: {
   db: Db;
   mirror: Mirror;
+  /** Where a request's board and its windows are known (boards never change their windows). */
+  windowsOf: WindowsOf;
   logger: Logger;
   batching: WriteBatching;
   /** Told of every batch after its commit (snapshot, metrics, cheat signals subscribe in the container). */
@@ -31,7 +33,7 @@ export function createScoreService(deps: {
   async function runBatch(requests: DeltaRequest[], release: () => void): Promise<DeltaOutcome[]> {
     let result;
     try {
-      result = await applyBatch(deps.db, requests, deps.mirror.ranks);
+      result = await applyBatch(deps.db, requests, deps.mirror.ranks, deps.windowsOf);
       release(); // committed: the next batch may start while this one is mirrored and answered
     } catch (err) {
       // One request that breaks the SQL must not fail its neighbours: retry each on its own.
@@ -45,7 +47,8 @@ export function createScoreService(deps: {
       throw err;
     }
     const changed = result.mirror.length > 0;
-    deps.events.emit('batchCommitted', { requests, outcomes: result.outcomes, changed });
+    const boards = [...new Set(result.mirror.map((m) => m.board))];
+    deps.events.emit('batchCommitted', { requests, outcomes: result.outcomes, changed, boards });
     if (changed) {
       await deps.afterCommit?.();
       await deps.mirror.apply(result.mirror);

@@ -1,13 +1,26 @@
 import type { Db } from '../../platform/db';
-import { ABOVE_SQL, rankFromAbove } from '../ranking';
+import { ABOVE_SQL, IN_CYCLE_SQL, rankFromAbove } from '../ranking';
 import { inTransaction, type Statement, type Tx } from '../../platform/pipelined-tx';
-import type { MirrorEntry, RankQuery } from '../cache/mirror';
-import { actionKey, decideBatch, type DeltaOutcome, type DeltaRequest, type UpdateResult } from './rules';
+import type { MirrorEntry, RankGroup } from '../cache/mirror';
+import { cycleAt, type Cycle } from '../boards/cycles';
+import type { BoardWindow } from '../boards/store';
+import {
+  actionKey,
+  decideBatch,
+  userBoardKey,
+  type DeltaOutcome,
+  type DeltaRequest,
+  type UpdateResult,
+  type WindowResult,
+} from './rules';
 
 export type { DeltaOutcome, DeltaRequest, RejectReason, UpdateResult } from './rules';
 
-/** Ranks for new scores, given the batch's own pending states; null when the caller must ask MySQL. */
-export type RankSource = (queries: RankQuery[], pending: MirrorEntry[]) => Promise<number[] | null>;
+/** Ranks for new scores per cycle, given the batch's own pending states; null when the caller must ask MySQL. */
+export type RankSource = (groups: RankGroup[]) => Promise<number[][] | null>;
+
+/** A board's windows, or undefined for a board that does not exist. */
+export type WindowsOf = (boardId: string) => BoardWindow[] | undefined;
 
 const DEADLOCK = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT']);
 const MAX_ATTEMPTS = 5;
@@ -22,10 +35,11 @@ export async function applyBatch(
   db: Db,
   requests: DeltaRequest[],
   rankSource: RankSource,
+  windowsOf: WindowsOf,
 ): Promise<{ outcomes: DeltaOutcome[]; mirror: MirrorEntry[] }> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await inTransaction(db, (tx) => applyInTransaction(tx, requests, rankSource));
+      return await inTransaction(db, (tx) => applyInTransaction(tx, requests, rankSource, windowsOf));
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
       if (!DEADLOCK.has(code) || attempt >= MAX_ATTEMPTS) throw err;
@@ -39,44 +53,76 @@ interface UserRow {
   role: string;
   status: string;
   display_name: string;
-  score: number | null;
-  version: number | null;
 }
 interface EventRow {
   id: number;
   user_id: string;
+  board_id: string;
   actor_id: string;
   action_id: string;
   delta: number;
   score_after: number;
   rank_after: number | null;
+  windows_after: string | null;
 }
+interface ScoreRow {
+  board_id: string;
+  window_name: string;
+  cycle_start: Date;
+  user_id: string;
+  score: number;
+  version: number;
+}
+
+/** One (user, board) of the batch: its windows, the cycle each delta lands in, and the rows held there. */
+interface Target {
+  userId: string;
+  boardId: string;
+  windows: BoardWindow[];
+  cycles: Cycle[];
+  held: Array<{ score: number; version: number }>;
+}
+
+const rowKey = (board: string, window: string, start: Date, user: string) =>
+  `${board}\u0000${window}\u0000${start.getTime()}\u0000${user}`;
 
 async function applyInTransaction(
   tx: Tx,
   requests: DeltaRequest[],
   rankSource: RankSource,
+  windowsOf: WindowsOf,
 ): Promise<{ outcomes: DeltaOutcome[]; mirror: MirrorEntry[] }> {
   const userIds = [...new Set(requests.map((r) => r.userId))].sort();
   // Admin rights come from a cached row (src/auth/caller.ts): re-check them here, so a ban or a demotion
   // stops an admin's writes at once on every instance. A player acts only on their own row, locked below.
-  const targets = new Set(userIds);
+  const targetIds = new Set(userIds);
   const otherActors = [...new Set(requests.filter((r) => r.actorIsAdmin).map((r) => r.actorId))].filter(
-    (id) => !targets.has(id),
+    (id) => !targetIds.has(id),
   );
   const keyed = requests.filter((r) => r.actionId !== undefined);
+  const targets = new Map<string, Target>();
+  for (const r of requests) {
+    const k = userBoardKey(r.userId, r.boardId);
+    const windows = windowsOf(r.boardId);
+    if (windows && !targets.has(k))
+      targets.set(k, { userId: r.userId, boardId: r.boardId, windows, cycles: [], held: [] });
+  }
 
-  // One round trip: lock the users (in id order), then, under those locks, look up their actionIds.
+  // One round trip: lock the users (in id order); under those locks read the database clock, which alone
+  // decides the cycle every delta lands in; look up the actionIds; and read the score rows of the cycles this
+  // instance's clock expects (read again below in the rare case the database clock says otherwise).
+  const guess = new Date();
   const first: Statement[] = [
     {
-      sql: `SELECT u.id, u.role, u.status, u.display_name, s.score, s.version FROM users u LEFT JOIN scores s ON s.user_id = u.id
-            WHERE u.id IN (${placeholders(userIds.length)}) ORDER BY u.id FOR UPDATE`,
+      sql: `SELECT id, role, status, display_name FROM users WHERE id IN (${placeholders(userIds.length)}) ORDER BY id FOR UPDATE`,
       values: userIds,
     },
+    { sql: 'SELECT UTC_TIMESTAMP(6) AS now', values: [] },
+    scoreRowsStatement([...targets.values()], guess),
   ];
   if (keyed.length) {
     first.push({
-      sql: `SELECT id, user_id, actor_id, action_id, delta, score_after, rank_after FROM score_events
+      sql: `SELECT id, user_id, board_id, actor_id, action_id, delta, score_after, rank_after, windows_after FROM score_events
             WHERE (user_id, actor_id, action_id) IN (${keyed.map(() => '(?, ?, ?)').join(', ')})`,
       values: keyed.flatMap((r) => [r.userId, r.actorId, r.actionId]),
     });
@@ -87,8 +133,13 @@ async function applyInTransaction(
       values: otherActors,
     });
   }
-  const [userRows, ...rest] = (await tx.run(first)) as Array<Array<UserRow | EventRow>>;
-  const users = new Map((userRows as UserRow[]).map((u) => [u.id, u]));
+  const [userRows, [{ now }], guessedRows, ...rest] = (await tx.run(first)) as [
+    UserRow[],
+    Array<{ now: Date }>,
+    ScoreRow[],
+    ...Array<Array<UserRow | EventRow>>,
+  ];
+  const users = new Map(userRows.map((u) => [u.id, u]));
   const existing = new Map<string, EventRow>();
   if (keyed.length)
     for (const e of rest.shift() as EventRow[])
@@ -96,57 +147,68 @@ async function applyInTransaction(
   const actors = new Map<string, Pick<UserRow, 'role' | 'status'>>(users);
   if (otherActors.length) for (const a of rest.shift() as UserRow[]) actors.set(a.id, a);
 
-  const missing = [...users.values()].filter((u) => u.score === null);
-  if (missing.length) {
-    await tx.run([
-      {
-        sql: `INSERT INTO scores (user_id, score, reached_at, version) VALUES ${missing.map(() => '(?, 0, CURRENT_TIMESTAMP(6), 0)').join(', ')}`,
-        values: missing.map((u) => u.id),
-      },
-    ]);
-    for (const u of missing) Object.assign(u, { score: 0, version: 0 });
+  let rows = guessedRows;
+  const list = [...targets.values()];
+  const guessed = list.map((t) => t.windows.map((w) => cycleAt(w.reset, guess).name).join());
+  for (const t of list) t.cycles = t.windows.map((w) => cycleAt(w.reset, now));
+  if (list.some((t, i) => t.cycles.map((c) => c.name).join() !== guessed[i])) {
+    [rows] = (await tx.run([scoreRowsStatement(list, now)])) as [ScoreRow[]];
   }
+  const held = new Map(rows.map((r) => [rowKey(r.board_id, r.window_name, r.cycle_start, r.user_id), r]));
+  for (const t of list)
+    t.held = t.windows.map((w, i) => {
+      const r = held.get(rowKey(t.boardId, w.name, t.cycles[i].start, t.userId));
+      return { score: r ? Number(r.score) : 0, version: r ? Number(r.version) : 0 };
+    });
 
   // Decide every request against the running totals (src/leaderboard/write/rules.ts).
-  const prior = new Map([...existing].map(([k, e]) => [k, { delta: Number(e.delta), result: fromEvent(e) }]));
-  const { decisions: outcomes, accepted, running } = decideBatch(requests, users, actors, prior);
+  const prior = new Map(
+    [...existing].map(([k, e]) => [k, { delta: Number(e.delta), boardId: e.board_id, result: fromEvent(e) }]),
+  );
+  const { decisions, accepted, running } = decideBatch(requests, users, actors, prior, (u, b) =>
+    targets.get(userBoardKey(u, b))?.held.map((h) => h.score),
+  );
 
-  const mirror: MirrorEntry[] = [...running].map(([userId, score]) => {
-    const u = users.get(userId)!;
-    return {
-      userId,
-      score,
-      version: Number(u.version) + 1,
-      active: u.status === 'active',
-      displayName: u.display_name,
-    };
-  });
+  // The changed (user, board)s, each with its new totals: one mirror entry per window row.
+  const changed = [...running].map(([k, scores]) => ({ target: targets.get(k)!, scores }));
+  const mirror: MirrorEntry[] = changed.flatMap(({ target: t, scores }) =>
+    t.windows.map((w, i) => ({
+      board: t.boardId,
+      window: w.name,
+      cycle: t.cycles[i].name,
+      cycleEnd: t.cycles[i].end,
+      userId: t.userId,
+      score: scores[i],
+      version: t.held[i].version + 1,
+      active: users.get(t.userId)!.status === 'active',
+      displayName: users.get(t.userId)!.display_name,
+    })),
+  );
   let eventIds: number[] = [];
-  let ranks: Array<number | null> = [];
+  let windowResults: Array<Record<string, WindowResult>> = [];
   if (accepted.length) {
-    const active = new Set(mirror.filter((m) => m.active).map((m) => m.userId));
-    const queries = accepted.map((a) => ({ userId: a.req.userId, score: a.scoreAfter }));
-    const fromMirror = await rankSource(queries, mirror);
-    ranks = (fromMirror ?? (await ranksFromDatabase(tx, queries, mirror))).map((r, i) =>
-      active.has(queries[i].userId) ? r : null,
-    );
-    eventIds = await writeAndCommit(tx, accepted, ranks, mirror);
+    windowResults = await rankAccepted(tx, accepted, targets, mirror, rankSource);
+    eventIds = await writeAndCommit(tx, accepted, windowResults, changed, now);
   } else {
-    await tx.commit([]); // the scores rows inserted above, if any
+    await tx.commit([]);
   }
 
   const resolved: DeltaOutcome[] = [];
-  outcomes.forEach((o) => {
+  decisions.forEach((o) => {
     if (o.kind === 'pending') {
-      const { req, scoreAfter } = accepted[o.index];
+      const { req } = accepted[o.index];
+      const windows = windowResults[o.index];
+      const first = windows[windowsOf(req.boardId)![0].name];
       resolved.push({
         kind: 'applied',
         result: {
           userId: req.userId,
-          score: scoreAfter,
-          rank: ranks[o.index],
+          score: first.score,
+          rank: first.rank,
           scoreIncrement: req.delta,
           eventId: eventIds[o.index],
+          boardId: req.boardId,
+          windows,
         },
       });
     } else if (o.kind === 'follow')
@@ -156,62 +218,178 @@ async function applyInTransaction(
   return { outcomes: resolved, mirror };
 }
 
-/**
- * Inserts the events and the new totals and commits, in one round trip. Events are inserted one statement
- * each (to learn every id; multi-row INSERTs only promise consecutive ids under some auto-increment lock
- * modes), grouped by user in request order, each user's group followed by the update of its total, which
- * takes the group's last id from LAST_INSERT_ID().
- */
-async function writeAndCommit(
-  tx: Tx,
-  accepted: Array<{ req: DeltaRequest; scoreAfter: number }>,
-  ranks: Array<number | null>,
-  mirror: MirrorEntry[],
-): Promise<number[]> {
-  const byUser = new Map<string, number[]>(mirror.map((m) => [m.userId, []]));
-  accepted.forEach(({ req }, i) => byUser.get(req.userId)!.push(i));
-  const statements: Statement[] = [];
-  const eventAt: number[] = []; // accepted index -> statement index
-  for (const m of mirror) {
-    for (const i of byUser.get(m.userId)!) {
-      const { req, scoreAfter } = accepted[i];
-      eventAt[i] = statements.length;
-      statements.push({
-        sql: 'INSERT INTO score_events (user_id, delta, score_after, rank_after, actor_id, action_id) VALUES (?, ?, ?, ?, ?, ?)',
-        values: [req.userId, req.delta, scoreAfter, ranks[i], req.actorId, req.actionId ?? null],
-      });
+/** Reads the batch's score rows in the cycles that contain `at`, by primary key. */
+function scoreRowsStatement(targets: Target[], at: Date): Statement {
+  const groups = new Map<string, { board: string; window: string; start: Date; users: string[] }>();
+  for (const t of targets)
+    for (const w of t.windows) {
+      const start = cycleAt(w.reset, at).start;
+      const k = `${t.boardId}\u0000${w.name}\u0000${start.getTime()}`;
+      let g = groups.get(k);
+      if (!g) groups.set(k, (g = { board: t.boardId, window: w.name, start, users: [] }));
+      g.users.push(t.userId);
     }
-    statements.push({
-      sql: 'UPDATE scores SET score = ?, reached_at = CURRENT_TIMESTAMP(6), version = ?, last_event_id = LAST_INSERT_ID() WHERE user_id = ?',
-      values: [m.score, m.version, m.userId],
-    });
-  }
-  const results = (await tx.commit(statements)) as Array<{ insertId: number }>;
-  return eventAt.map((s) => Number(results[s].insertId));
+  if (groups.size === 0) return { sql: 'SELECT NULL AS board_id FROM DUAL WHERE FALSE', values: [] };
+  const list = [...groups.values()];
+  return {
+    sql: `SELECT s.board_id, s.window_name, s.cycle_start, s.user_id, s.score, s.version FROM board_scores s WHERE ${list
+      .map((g) => `(${IN_CYCLE_SQL} AND s.user_id IN (${placeholders(g.users.length)}))`)
+      .join(' OR ')}`,
+    values: list.flatMap((g) => [g.board, g.window, g.start, ...g.users]),
+  };
 }
 
-/** The MySQL answer to "how many active users are above this score", used while Redis cannot answer. */
-async function ranksFromDatabase(tx: Tx, queries: RankQuery[], pending: MirrorEntry[]): Promise<number[]> {
-  const batchUsers = pending.map((p) => p.userId);
-  const counts = (await tx.run(
-    queries.map((q) => ({
-      sql: `${ABOVE_SQL} AND s.user_id NOT IN (${placeholders(batchUsers.length)})`,
-      values: [q.score, ...batchUsers],
-    })),
-  )) as Array<Array<{ above: number }>>;
-  return queries.map((q, i) => {
-    const fromBatch = pending.filter((p) => p.userId !== q.userId && p.active && p.score > q.score).length;
-    return rankFromAbove(Number(counts[i][0].above) + fromBatch);
+/** Every accepted delta's total and rank in each window of its board, from Redis or (degraded) MySQL. */
+async function rankAccepted(
+  tx: Tx,
+  accepted: Array<{ req: DeltaRequest; scoresAfter: number[] }>,
+  targets: Map<string, Target>,
+  mirror: MirrorEntry[],
+  rankSource: RankSource,
+): Promise<Array<Record<string, WindowResult>>> {
+  const groups = new Map<string, RankGroup & { start: Date; at: Array<[number, number]> }>();
+  accepted.forEach(({ req, scoresAfter }, a) => {
+    const t = targets.get(userBoardKey(req.userId, req.boardId))!;
+    t.windows.forEach((w, i) => {
+      const k = `${t.boardId}\u0000${w.name}\u0000${t.cycles[i].name}`;
+      let g = groups.get(k);
+      if (!g) {
+        const pending = mirror
+          .filter((m) => m.board === t.boardId && m.window === w.name)
+          .map((m) => ({ userId: m.userId, score: m.score, active: m.active }));
+        const cycle = t.cycles[i];
+        groups.set(
+          k,
+          (g = {
+            board: t.boardId,
+            window: w.name,
+            cycle: cycle.name,
+            start: cycle.start,
+            pending,
+            queries: [],
+            at: [],
+          }),
+        );
+      }
+      g.queries.push({ userId: req.userId, score: scoresAfter[i] });
+      g.at.push([a, i]);
+    });
+  });
+  const list = [...groups.values()];
+  const ranks = (await rankSource(list)) ?? (await ranksFromDatabase(tx, list));
+  const out: Array<Record<string, WindowResult>> = accepted.map(() => ({}));
+  list.forEach((g, gi) =>
+    g.at.forEach(([a, i], qi) => {
+      const active = g.pending.find((p) => p.userId === accepted[a].req.userId)!.active;
+      out[a][g.window] = {
+        cycle: g.cycle,
+        score: accepted[a].scoresAfter[i],
+        rank: active ? ranks[gi][qi] : null,
+      };
+    }),
+  );
+  // Windows in the board's order, so the first one is the board's first window.
+  return out.map((r, a) => {
+    const t = targets.get(userBoardKey(accepted[a].req.userId, accepted[a].req.boardId))!;
+    return Object.fromEntries(t.windows.map((w) => [w.name, r[w.name]]));
   });
 }
 
+/**
+ * Inserts the events and the new totals and commits, in one round trip. Events are inserted one statement
+ * each (to learn every id; multi-row INSERTs only promise consecutive ids under some auto-increment lock
+ * modes), grouped by (user, board) in request order; each group is followed by one upsert of its window rows
+ * (each row written once, however many deltas the batch holds for it), which takes the group's last event id
+ * from LAST_INSERT_ID(). The reach time is the database clock the cycle was decided by.
+ */
+async function writeAndCommit(
+  tx: Tx,
+  accepted: Array<{ req: DeltaRequest; scoresAfter: number[] }>,
+  results: Array<Record<string, WindowResult>>,
+  changed: Array<{ target: Target; scores: number[] }>,
+  now: Date,
+): Promise<number[]> {
+  const byTarget = new Map<Target, number[]>(changed.map((c) => [c.target, []]));
+  accepted.forEach(({ req }, i) => {
+    const t = changed.find((c) => c.target.userId === req.userId && c.target.boardId === req.boardId)!.target;
+    byTarget.get(t)!.push(i);
+  });
+  const statements: Statement[] = [];
+  const eventAt: number[] = []; // accepted index -> statement index
+  for (const { target: t, scores } of changed) {
+    for (const i of byTarget.get(t)!) {
+      const { req, scoresAfter } = accepted[i];
+      const first = results[i][t.windows[0].name];
+      eventAt[i] = statements.length;
+      statements.push({
+        sql: `INSERT INTO score_events (user_id, board_id, delta, score_after, rank_after, windows_after, actor_id, action_id)
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        values: [
+          req.userId,
+          req.boardId,
+          req.delta,
+          scoresAfter[0],
+          first.rank,
+          JSON.stringify(results[i]),
+          req.actorId,
+          req.actionId ?? null,
+        ],
+      });
+    }
+    statements.push({
+      sql: `INSERT INTO board_scores (board_id, window_name, cycle_start, user_id, score, reached_at, version, last_event_id)
+            VALUES ${t.windows.map(() => '(?, ?, ?, ?, ?, ?, ?, LAST_INSERT_ID())').join(', ')}
+            ON DUPLICATE KEY UPDATE score = VALUES(score), reached_at = VALUES(reached_at),
+              version = VALUES(version), last_event_id = VALUES(last_event_id)`,
+      values: t.windows.flatMap((w, i) => [
+        t.boardId,
+        w.name,
+        t.cycles[i].start,
+        t.userId,
+        scores[i],
+        now,
+        t.held[i].version + 1,
+      ]),
+    });
+  }
+  const out = (await tx.commit(statements)) as Array<{ insertId: number }>;
+  return eventAt.map((s) => Number(out[s].insertId));
+}
+
+/** The MySQL answer to "how many active users are above this score", used while Redis cannot answer. */
+async function ranksFromDatabase(tx: Tx, groups: Array<RankGroup & { start: Date }>): Promise<number[][]> {
+  const statements = groups.flatMap((g) => {
+    const batchUsers = g.pending.map((p) => p.userId);
+    return g.queries.map((q) => ({
+      sql: `${ABOVE_SQL} AND s.user_id NOT IN (${placeholders(batchUsers.length)})`,
+      values: [g.board, g.window, g.start, q.score, ...batchUsers],
+    }));
+  });
+  const counts = (await tx.run(statements)) as Array<Array<{ above: number }>>;
+  let at = 0;
+  return groups.map((g) =>
+    g.queries.map((q) => {
+      const fromBatch = g.pending.filter(
+        (p) => p.userId !== q.userId && p.active && p.score > q.score,
+      ).length;
+      return rankFromAbove(Number(counts[at++][0].above) + fromBatch);
+    }),
+  );
+}
+
 function fromEvent(e: EventRow): UpdateResult {
+  const rank = e.rank_after === null ? null : Number(e.rank_after);
+  const windows = e.windows_after
+    ? (JSON.parse(e.windows_after) as Record<string, WindowResult>)
+    : { all: { cycle: 'all', score: Number(e.score_after), rank } }; // events from before boards: global/all
   return {
     userId: e.user_id,
     score: Number(e.score_after),
-    rank: e.rank_after === null ? null : Number(e.rank_after),
+    rank,
     scoreIncrement: Number(e.delta),
     eventId: Number(e.id),
+    boardId: e.board_id,
+    windows,
   };
 }
 

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { Snapshot, SnapshotEngine } from '../../leaderboard/snapshot/engine';
+import type { Snapshot } from '../../leaderboard/snapshot/engine';
+import type { BoardWindowFeed } from '../../leaderboard/snapshot/board-windows';
 import type { Slots } from '../slots';
 
 /** One SSE event. Every line of `data` gets its own `data:` field, so no content can break the framing. */
@@ -17,6 +18,14 @@ interface Client {
   pending?: Buffer;
 }
 
+/** One board window streamed here: its current event bytes and the clients that follow it. */
+interface Feed {
+  event: Buffer;
+  etag: string;
+  clients: Set<Client>;
+  stop: () => void;
+}
+
 export interface StreamOptions {
   heartbeatMs: number;
   maxBufferBytes: number;
@@ -24,12 +33,11 @@ export interface StreamOptions {
 }
 
 /**
- * Fans each snapshot out to this instance's subscribers: serialized once, the same bytes written to every
- * connection. A client whose socket does not drain skips to the newest snapshot and is cut off once it holds
- * more than `maxBufferBytes`; nothing waits for it.
+ * Fans each board window's snapshots out to this instance's subscribers of it: serialized once, the same bytes
+ * written to every connection. A client whose socket does not drain skips to the newest snapshot and is cut
+ * off once it holds more than `maxBufferBytes`; nothing waits for it.
  */
 export function createStreamHub(deps: {
-  snapshot: SnapshotEngine;
   /** Shared with the WebSocket transport: one instance limit, one per-client limit for both. */
   slots: Slots;
   options: StreamOptions;
@@ -39,7 +47,7 @@ export function createStreamHub(deps: {
 }) {
   const { options, logger, slots } = deps;
   const clients = new Set<Client>();
-  let event = toEvent(deps.snapshot.current());
+  const feeds = new Map<string, Feed>();
   const stats = { cutOff: 0, skipped: 0, events: 0 };
 
   function toEvent(s: Snapshot): Buffer {
@@ -66,11 +74,31 @@ export function createStreamHub(deps: {
     res.write(bytes);
   }
 
-  const unsubscribe = deps.snapshot.onChange((s) => {
-    event = toEvent(s);
-    stats.events++;
-    for (const c of clients) send(c, event);
-  });
+  /** The feed of a board window, following its snapshots while any client here streams it. */
+  function feedFor(source: BoardWindowFeed): Feed {
+    const k = `${source.board}/${source.window}`;
+    const held = feeds.get(k);
+    if (held) return held;
+    const current = source.snapshot.current();
+    const feed: Feed = {
+      event: toEvent(current),
+      etag: current.etag,
+      clients: new Set(),
+      stop: source.snapshot.onChange((s) => {
+        feed.event = toEvent(s);
+        feed.etag = s.etag;
+        stats.events++;
+        for (const c of feed.clients) send(c, feed.event);
+      }),
+    };
+    feeds.set(k, feed);
+    const stop = feed.stop;
+    feed.stop = () => {
+      stop();
+      feeds.delete(k);
+    };
+    return feed;
+  }
 
   const heartbeat = setInterval(() => {
     for (const c of clients) if (!c.res.writableNeedDrain) c.res.write(HEARTBEAT);
@@ -85,14 +113,21 @@ export function createStreamHub(deps: {
     /** False when this client key already holds its share of streams: answer 429. */
     ipHasRoom: (client: string) => slots.clientHasRoom(client),
     /** Takes over an HTTP response whose headers are already set, until the client goes away. */
-    attach(res: ServerResponse, lastEventId: string | undefined, ip: string): void {
+    attach(res: ServerResponse, source: BoardWindowFeed, lastEventId: string | undefined, ip: string): void {
       const client: Client = { res };
+      const feed = feedFor(source);
       clients.add(client);
+      feed.clients.add(client);
       const giveBack = slots.take(ip);
       deps.onAttach?.();
+      let released = false;
       const release = () => {
+        if (released) return;
+        released = true;
         giveBack();
         clients.delete(client);
+        feed.clients.delete(client);
+        if (feed.clients.size === 0) feed.stop();
         client.pending = undefined;
       };
       res.on('close', release);
@@ -103,13 +138,13 @@ export function createStreamHub(deps: {
         if (next) send(client, next);
       });
       res.write(retryHint());
-      if (lastEventId !== deps.snapshot.current().etag) res.write(event);
+      if (lastEventId !== feed.etag) res.write(feed.event);
     },
     /** Ends every stream cleanly with a retry hint, so clients reconnect to another instance. */
     close(): void {
       slots.close();
       clearInterval(heartbeat);
-      unsubscribe();
+      for (const f of [...feeds.values()]) f.stop();
       for (const c of clients) {
         if (!c.res.writableNeedDrain) c.res.write(retryHint());
         c.res.end();

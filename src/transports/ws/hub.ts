@@ -136,7 +136,8 @@ export function createWsHub(deps: {
       feedFor(source).sockets.add(peer);
     }
     const feed = feeds.get(k)!;
-    if (since !== feed.etag) send(peer, k, feed.message);
+    // A board window read for the first time here has no snapshot yet: its first one arrives as a change.
+    if (since !== feed.etag && source.snapshot.hasData()) send(peer, k, feed.message);
     return undefined;
   }
 

@@ -9,7 +9,7 @@ import type { BoardWindowFeed } from '../../leaderboard/snapshot/board-windows';
 export function scoreboardMessage(feed: BoardWindowFeed, snapshot: Snapshot): Buffer {
   const head =
     `{"type":"scoreboard","board":${JSON.stringify(feed.board)},"window":${JSON.stringify(feed.window)},` +
-    `"cycle":${JSON.stringify(feed.cycle)},"version":${JSON.stringify(snapshot.etag)},"top":`;
+    `"cycle":${JSON.stringify(snapshot.cycle)},"version":${JSON.stringify(snapshot.etag)},"top":`;
   return Buffer.concat([Buffer.from(head), snapshot.body, Buffer.from('}')]);
 }
 
