@@ -102,6 +102,7 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
   });
   const ws = createWsHub({
     boards,
+    findBoard: boardRegistry.find,
     slots,
     options: { ...config.ws, maxBufferBytes: config.sse.maxBufferBytes },
     metrics,
@@ -110,6 +111,7 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
   const onUpgrade = createUpgradeHandler({
     hub: ws,
     boards,
+    findBoard: boardRegistry.find,
     slots,
     clientKey: (ip) => clientKey(ip, config.rateLimit.ipv6Prefix),
     trustProxyHops: config.trustProxyHops,

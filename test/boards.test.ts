@@ -6,6 +6,7 @@ import { expectProblem } from './helpers/assertions';
 import { tokenFor, uniqueUser } from './helpers/env';
 import { eventually, startInstance, type Instance } from './helpers/instance';
 import { openRawStream } from './helpers/sse';
+import WebSocket from 'ws';
 import { redisKeys } from '../src/leaderboard/ranking';
 
 interface Entry {
@@ -222,7 +223,7 @@ describe('boards and windows', function () {
     const events = await a.request
       .get(`/api/v1/scores/users/${u}/events`)
       .set('Authorization', `Bearer ${adminToken()}`);
-    expect(events.body.events[0]).to.include({ scoreIncrement: 4 });
+    expect(events.body.events[0]).to.include({ scoreIncrement: 4, boardId: 'chess', score: 4 });
   });
 
   it('N parallel +1 on two instances into global add exactly N in every window, in MySQL and Redis', async () => {
@@ -250,6 +251,20 @@ describe('boards and windows', function () {
           return false;
       return true;
     }, 5000);
+  });
+
+  it('a write on one instance reaches polls on another that alone holds that board window, within a tick', async () => {
+    const u = uniqueUser('far');
+    const before = await top(b, 'chess', '?window=day'); // the day window now lives on b only
+    await give(a, u, 'chess', 77);
+    const started = Date.now();
+    await eventually(
+      async () => (await top(b, 'chess', '?window=day')).body.some((e) => e.userId === u),
+      2000,
+      10,
+    );
+    expect(Date.now() - started).to.be.below(1000);
+    expect((await top(b, 'chess', '?window=day')).etag).to.not.equal(before.etag);
   });
 
   it('after our Redis keys are flushed mid-cycle every window heals from MySQL', async () => {
@@ -379,6 +394,26 @@ describe('boards and windows', function () {
     expectProblem(await a.request.get(`/api/v1/boards/pages/users/nobody-here`), 404);
   });
 
+  it('keeps a board window live only while it is read: idle ones are dropped, streamed ones kept', async () => {
+    const c = await startInstance({ ...store.env, ...fast, BOARD_SNAPSHOT_IDLE_MS: '1000' });
+    try {
+      const live = () => c.services.boards.feeds().map((f) => `${f.board}/${f.window}`);
+      expect(live()).to.deep.equal(['global/all']); // nothing else until read
+      await top(c, 'chess', '?window=day');
+      const stream = openRawStream(`${c.url}/api/v1/boards/chess/stream?window=all`);
+      await stream.ready;
+      expect(live()).to.include.members(['chess/day', 'chess/all']);
+      await eventually(() => !live().includes('chess/day'), 4000, 100);
+      expect(live()).to.include.members(['global/all', 'chess/all']); // streamed, and the one always kept
+      stream.close();
+      await eventually(() => !live().includes('chess/all'), 4000, 100);
+      // Read again, it comes back with the current top.
+      expect((await top(c, 'chess', '?window=day')).text).to.equal((await top(a, 'chess', '?window=day')).text);
+    } finally {
+      await c.close();
+    }
+  });
+
   it('reads with at=: a future instant or one before the board existed is 404, a bad one 400', async () => {
     expectProblem(await a.request.get('/api/v1/boards/chess/top?window=day&at=2999-01-01T00:00:00Z'), 404);
     expectProblem(await a.request.get('/api/v1/boards/chess/top?window=day&at=2001-01-01T00:00:00Z'), 404);
@@ -417,6 +452,23 @@ describe('boards and windows', function () {
       );
     const streams = [a, b].map((app) => openRawStream(`${app.url}/api/v1/boards/minute/stream?window=min`));
     await Promise.all(streams.map((s) => s.ready));
+    // A WebSocket that follows the minute window and global's day window on one socket.
+    const socketMessages: Array<{
+      type: string;
+      board?: string;
+      window?: string;
+      cycle?: string;
+      version?: string;
+      top?: Entry[];
+    }> = [];
+    const socket = new WebSocket(`${b.url.replace('http', 'ws')}/ws/scores?board=minute&window=min`);
+    socket.on('message', (data) => socketMessages.push(JSON.parse(data.toString())));
+    await new Promise((r) => socket.once('open', r));
+    socket.send(JSON.stringify({ type: 'subscribe', board: 'global', window: 'day' }));
+    const minuteMessages = () =>
+      socketMessages.filter((m) => m.type === 'scoreboard' && m.board === 'minute');
+    await eventually(() => minuteMessages().some((m) => m.top!.some((e) => e.userId === u)), 3000);
+    expect(minuteMessages().at(-1)!.cycle).to.equal(cycle);
     await eventually(() => streams.every((s) => s.events().length === 1), 3000);
     expect(JSON.parse(streams[0].events()[0].data)[0]).to.include({ userId: u, score: 42 });
 
@@ -438,6 +490,18 @@ describe('boards and windows', function () {
     expect(ea).to.equal(eb);
     expect(streams[0].events().at(-1)!.id).to.equal(ea);
     for (const s of streams) s.close();
+    // The socket got the rollover too: the next cycle, an empty top, the version polls answer.
+    await eventually(() => minuteMessages().at(-1)!.cycle !== cycle, 3000);
+    const next = new Date(new Date(cycle).getTime() + 60_000).toISOString().replace('.000Z', 'Z');
+    await eventually(
+      () => minuteMessages().at(-1)!.top!.length === 0 || minuteMessages().at(-1)!.version === eb,
+      3000,
+    );
+    expect(minuteMessages().at(-1)).to.deep.include({ cycle: next, top: [], version: eb });
+    expect(
+      socketMessages.some((m) => m.type === 'scoreboard' && m.board === 'global' && m.window === 'day'),
+    ).to.equal(true);
+    socket.close();
     // All time still holds the points, and the closed minute answers by `at=`, from MySQL.
     expect((await top(b, 'minute')).body.some((e) => e.userId === u)).to.equal(true);
     const archived = await top(b, 'minute', `?window=min&at=${encodeURIComponent(cycle)}`);

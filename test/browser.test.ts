@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { Page } from 'playwright-core';
-import { addPoints, addToTop } from './helpers/api';
+import { addPoints, addToTop, adminToken } from './helpers/api';
 import { launchBrowser, screenshotIfFailed, watchConsole } from './helpers/browser';
 import { uniqueUser } from './helpers/env';
 import { eventually, startInstance, type Instance } from './helpers/instance';
@@ -124,6 +124,54 @@ describe('live page in a real browser', function () {
     const rows = await rowsOn(page);
     expect(rows.find((r) => r.userId === real)).to.include({ name: 'Grace Hopper', id: `@${real}` });
     expect(rows.find((r) => r.userId === copy)).to.include({ name: 'GRACE HOPPER', id: `@${copy}` });
+    expect(console.errors()).to.deep.equal([]);
+  });
+
+  it('has window tabs, a board picker and the time to the next reset, all through the URL, streaming live', async () => {
+    const board = `page-${Date.now().toString(36)}`;
+    const created = await app.request
+      .post('/api/v1/boards')
+      .set('Authorization', `Bearer ${adminToken()}`)
+      .send({
+        id: board,
+        title: 'Page Board',
+        windows: ['all', 'day', { name: 'minute', reset: '* * * * *' }],
+      });
+    expect(created.status, created.text).to.equal(201);
+    const player = uniqueUser('page-board');
+    const post = (scoreIncrement: number) =>
+      app.request
+        .post('/api/v1/scores/update')
+        .set('Authorization', `Bearer ${adminToken()}`)
+        .send({ userId: player, scoreIncrement, boardId: board });
+    await addPoints(app, player, 1, 'Board Player'); // provisions the user (on global)
+    expect((await post(40)).status).to.equal(201);
+
+    const { page, console } = await open(`${app.url}/?board=${board}&window=day`);
+    await waitForState(page, 'live');
+    await waitForRow(page, player, 40, 3000);
+    await page.waitForSelector('#views:not([hidden])');
+    const tabs = await page.$$eval('#window-tabs a', (as) =>
+      as.map((a) => [a.textContent, a.getAttribute('href'), a.getAttribute('aria-current')]),
+    );
+    expect(tabs).to.deep.equal([
+      ['All time', `/?board=${board}`, null],
+      ['Today', `/?board=${board}&window=day`, 'page'],
+      ['minute', `/?board=${board}&window=minute`, null],
+    ]);
+    expect(await page.isVisible('#board-picker')).to.equal(true);
+    expect(await page.$eval('#board-picker', (s) => (s as HTMLSelectElement).value)).to.equal(board);
+    expect(await page.textContent('#next-reset')).to.match(
+      /^Resets in \d+ h \d+ min$|^Resets in \d+ min \d+ s$/,
+    );
+    expect(await page.title()).to.equal('Page Board – Today – Live scoreboard');
+
+    await page.click('#window-tabs a[data-window="minute"]');
+    await page.waitForURL(`${app.url}/?board=${board}&window=minute`);
+    await waitForState(page, 'live');
+    expect(await page.textContent('#next-reset')).to.match(/^Resets in (\d+ s|1 min 0 s)$/);
+    expect((await post(2)).status).to.equal(201);
+    await waitForRow(page, player, 42, 3000).catch(async () => waitForRow(page, player, 2, 3000)); // a new minute
     expect(console.errors()).to.deep.equal([]);
   });
 

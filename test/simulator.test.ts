@@ -7,6 +7,7 @@ import { runSimulation } from '../tools/simulator/run';
 import { simUsers } from '../tools/simulator/traffic';
 import { mysqlScore } from './helpers/assertions';
 import { tokenFor, uniqueUser } from './helpers/env';
+import { adminToken } from './helpers/api';
 import { startInstance, type Instance } from './helpers/instance';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -116,6 +117,44 @@ describe('simulator', function () {
       const after = await Promise.all(users.map((u) => mysqlScore(app.db, u.id)));
       const total = after.reduce((sum, s) => sum + Number(s ?? 0), 0);
       expect(total).to.equal(summary.points);
+    });
+
+    it('plays several boards: every point lands exactly once, on the board its request named', async () => {
+      const board = `simb-${Date.now().toString(36)}`;
+      const created = await app.request
+        .post('/api/v1/boards')
+        .set('Authorization', `Bearer ${adminToken()}`)
+        .send({ id: board, title: 'Sim', windows: ['all', 'day'] });
+      expect(created.status, created.text).to.equal(201);
+      const users = simUsers(4).map((u) => ({ ...u, id: uniqueUser('simb') }));
+      const summary = await runSimulation({
+        baseUrl: app.url,
+        users,
+        token: (id) => tokenFor(id),
+        rate: 60,
+        durationS: 1.5,
+        windowMs: 100,
+        maxDelta: app.config.maxScoreIncrement,
+        boards: ['global', board],
+      });
+      expect(summary.outcomes).to.include({ rejected: 0, failed: 0 });
+      const [rows] = await app.db.raw(
+        `SELECT board_id, SUM(delta) AS points FROM score_events WHERE user_id IN (${users.map(() => '?').join(',')})
+         GROUP BY board_id`,
+        users.map((u) => u.id),
+      );
+      const byBoard = new Map(
+        (rows as Array<{ board_id: string; points: number }>).map((r) => [r.board_id, Number(r.points)]),
+      );
+      expect([...byBoard.keys()].sort()).to.deep.equal([board, 'global'].sort());
+      expect(byBoard.get(board)! + byBoard.get('global')!).to.equal(summary.points);
+      const [windows] = await app.db.raw(
+        `SELECT window_name, SUM(score) AS points FROM board_scores WHERE board_id = ? AND user_id IN (${users.map(() => '?').join(',')})
+         GROUP BY window_name ORDER BY window_name`,
+        [board, ...users.map((u) => u.id)],
+      );
+      // Both windows of the board hold the board's points (unless the day turned during the run).
+      expect(Number((windows as Array<{ points: number }>)[0].points)).to.equal(byBoard.get(board));
     });
   });
 });

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { expect } from 'chai';
 import WebSocket from 'ws';
-import { addToTop } from './helpers/api';
+import { addToTop, adminToken } from './helpers/api';
 import { isolatedStore } from './helpers/database';
 import { uniqueUser } from './helpers/env';
 import { eventually, startInstance, type Instance } from './helpers/instance';
@@ -119,6 +119,58 @@ describe('WebSocket (/ws/scores, /api/v1/ws)', function () {
     c.ws.send(JSON.stringify({ type: 'subscribe', board: 'global', window: 'year' }));
     await eventually(() => c.parsed().filter((m) => m.code === 'unknown_board_window').length === 2);
     expect(c.closed).to.equal(undefined);
+    c.ws.close();
+  });
+
+  it('follows several board windows on one socket, each message named by board, window and cycle', async () => {
+    const board = `wsb-${Date.now().toString(36)}`;
+    const created = await a.request
+      .post('/api/v1/boards')
+      .set('Authorization', `Bearer ${adminToken()}`)
+      .send({ id: board, title: 'WS', windows: ['all', 'day'] });
+    expect(created.status, created.text).to.equal(201);
+    const dayCycle = created.body.windows[1].cycle as string;
+    // Connect to the new board on the other instance: it learns of the board at the upgrade.
+    const c = connect(`${wsUrl(b)}?board=${board}&window=day`);
+    await eventually(() => c.scoreboards().length === 1);
+    expect(c.parsed()[0]).to.include({ board, window: 'day', cycle: dayCycle });
+    c.ws.send(JSON.stringify({ type: 'subscribe', board: 'global', window: 'day' }));
+    c.ws.send(JSON.stringify({ type: 'subscribe', board, window: 'all' }));
+    await eventually(() => c.parsed().filter((m) => m.type === 'subscribed').length === 2);
+    const player = uniqueUser('wsb');
+    await addToTop(a, player); // provisions the player and lifts them onto global's day top too
+    const post = await a.request
+      .post('/api/v1/scores/update')
+      .set('Authorization', `Bearer ${adminToken()}`)
+      .send({ userId: player, scoreIncrement: 5, boardId: board });
+    expect(post.status, post.text).to.equal(201);
+    const latest = (w: string, bd = board) =>
+      c
+        .parsed()
+        .filter((m) => m.type === 'scoreboard' && m.board === bd && m.window === w)
+        .at(-1);
+    await eventually(() => JSON.stringify(latest('day')?.top ?? []).includes(player), 3000);
+    await eventually(() => JSON.stringify(latest('all')?.top ?? []).includes(player), 3000);
+    await eventually(() => JSON.stringify(latest('day', 'global')?.top ?? []).includes(player), 3000);
+    // Each message is byte for byte what the other instance polls for that board window.
+    await sleep(300);
+    for (const [bd, w] of [
+      [board, 'day'],
+      [board, 'all'],
+      ['global', 'day'],
+    ]) {
+      const top = await b.request.get(`/api/v1/boards/${bd}/top?window=${w}`);
+      const last = c
+        .scoreboards()
+        .filter((m) => m.includes(`"board":"${bd}","window":"${w}"`))
+        .at(-1);
+      const cycle = w === 'all' ? 'all' : (JSON.parse(last!) as { cycle: string }).cycle;
+      expect(last).to.equal(
+        `{"type":"scoreboard","board":"${bd}","window":"${w}","cycle":"${cycle}","version":${JSON.stringify(top.headers.etag)},"top":${top.text}}`,
+      );
+    }
+    c.ws.send(JSON.stringify({ type: 'unsubscribe', board, window: 'day' }));
+    await eventually(() => c.parsed().some((m) => m.type === 'unsubscribed' && m.board === board));
     c.ws.close();
   });
 

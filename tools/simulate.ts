@@ -10,12 +10,16 @@ import { DEV_JWT_SECRET, mintToken, TokenCliError } from './token';
  * when none is set), exactly as `npm run token` signs them.
  */
 const USAGE = `usage: npm run simulate -- [--url URL] [--users N] [--rate R] [--duration S] [--window MS]
+                                  [--boards N] [--admin ID]
 
   --url URL       the service (default http://127.0.0.1:$PORT, PORT defaulting to 3000)
   --users N       players taking part: the seeded ones first, then generated sim-001... (default 20)
   --rate R        actions per second across all players (default 10)
   --duration S    seconds to run; 0 runs until Ctrl+C (default 60)
   --window MS     debounce window: a player's actions within it become one request (default 1000)
+  --boards N      play N boards: global, then sim-2 ... sim-N, created when missing with windows all, day,
+                  week, month and a per-minute one (default 1)
+  --admin ID      the admin who creates missing boards (default admin, an admin in the dev seeds)
 
 Watch the result at the service's / page. Ctrl+C stops, sends what is pending, and prints the summary.`;
 
@@ -65,6 +69,33 @@ async function reachable(url: string): Promise<string | undefined> {
   }
 }
 
+/** The boards a run plays: global, then sim-2 ... sim-N. */
+export const simBoards = (n: number) => [
+  'global',
+  ...Array.from({ length: n - 1 }, (_, i) => `sim-${i + 2}`),
+];
+
+/** Creates the boards that do not exist yet (as an admin); a problem to print, or undefined. */
+async function ensureBoards(url: string, ids: string[], adminToken: string): Promise<string | undefined> {
+  for (const id of ids) {
+    const res = await fetch(`${url}/api/v1/boards`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${adminToken}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        id,
+        title: `Simulated ${id.slice(4)}`,
+        windows: ['all', 'day', 'week', 'month', { name: 'minute', reset: '* * * * *' }],
+      }),
+    });
+    await res.arrayBuffer();
+    if (res.status === 201 || res.status === 409) continue; // 409: it exists already
+    return res.status === 403
+      ? 'Creating boards needs an admin: pass --admin with one (npm run user -- promote <id>).'
+      : `Could not create board ${id}: POST /api/v1/boards answered ${res.status}.`;
+  }
+  return undefined;
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -74,6 +105,8 @@ async function main(argv: string[]): Promise<number> {
       rate: { type: 'string', default: '10' },
       duration: { type: 'string', default: '60' },
       window: { type: 'string', default: '1000' },
+      boards: { type: 'string', default: '1' },
+      admin: { type: 'string', default: 'admin' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -85,6 +118,7 @@ async function main(argv: string[]): Promise<number> {
   const rate = numberOption('rate', values.rate, { min: 0.1, max: 10_000 });
   const durationS = numberOption('duration', values.duration, { min: 0, max: 7 * 86_400 });
   const windowMs = numberOption('window', values.window, { min: 0, max: 60_000, integer: true });
+  const boardCount = numberOption('boards', values.boards, { min: 1, max: 50, integer: true });
 
   const env = { ...process.env };
   if (!env.JWT_SECRET && !env.JWT_PUBLIC_KEY) {
@@ -105,8 +139,15 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
 
+  const boards = simBoards(boardCount);
+  const missing = await ensureBoards(url, boards.slice(1), token(values.admin));
+  if (missing) {
+    console.error(missing);
+    return 1;
+  }
+
   console.log(
-    `simulating ${userCount} players at ${rate} actions/s, debounced per ${windowMs} ms, ` +
+    `simulating ${userCount} players on ${boards.join(', ')} at ${rate} actions/s, debounced per ${windowMs} ms, ` +
       `${durationS ? `for ${durationS} s` : 'until Ctrl+C'}: watch ${url}/`,
   );
   const stop = new AbortController();
@@ -120,6 +161,7 @@ async function main(argv: string[]): Promise<number> {
     durationS,
     windowMs,
     maxDelta: config.maxScoreIncrement,
+    boards,
     signal: stop.signal,
     log: (line) => console.log(line),
   });

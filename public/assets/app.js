@@ -3,11 +3,20 @@
 'use strict';
 
 (() => {
-  const TOP_URL = '/api/v1/scores/top';
-  const STREAM_URL = '/api/v1/scores/stream';
-  const WS_PATH = '/ws/scores';
+  // Which board window to show: ?board=x&window=week (the API's own name rules), else global / all time.
+  const query = new URLSearchParams(window.location.search);
+  const pick = (value, pattern, fallback) => (value && pattern.test(value) ? value : fallback);
+  const BOARD = pick(query.get('board'), /^[a-z0-9][a-z0-9_-]{0,63}$/, 'global');
+  const WINDOW = pick(query.get('window'), /^[a-z0-9_-]{1,32}$/, 'all');
+  const isGlobalAll = BOARD === 'global' && WINDOW === 'all';
+  const boardPath = `/api/v1/boards/${encodeURIComponent(BOARD)}`;
+  const windowQuery = `window=${encodeURIComponent(WINDOW)}`;
+  // global / all keeps the original routes (the same bytes and versions as the board routes).
+  const TOP_URL = isGlobalAll ? '/api/v1/scores/top' : `${boardPath}/top?${windowQuery}`;
+  const STREAM_URL = isGlobalAll ? '/api/v1/scores/stream' : `${boardPath}/stream?${windowQuery}`;
+  const WS_PATH = `/ws/scores?board=${encodeURIComponent(BOARD)}&${windowQuery}`;
   // SSE is the default transport; ?transport=ws uses the WebSocket endpoint instead (same snapshots).
-  const useWebSocket = new URLSearchParams(window.location.search).get('transport') === 'ws';
+  const useWebSocket = query.get('transport') === 'ws';
   const DEFAULT_POLL_S = 5; // until the server's X-Poll-Interval says otherwise
   const STREAM_RETRY_MIN_MS = 2000;
   const STREAM_RETRY_MAX_MS = 60000;
@@ -22,6 +31,11 @@
     announcer: document.getElementById('announcer'),
     connection: document.getElementById('connection'),
     connectionText: document.getElementById('connection-text'),
+    views: document.getElementById('views'),
+    boardPicker: document.getElementById('board-picker'),
+    boardPickerLabel: document.getElementById('board-picker-label'),
+    windowTabs: document.getElementById('window-tabs'),
+    nextReset: document.getElementById('next-reset'),
   };
   const numbers = new Intl.NumberFormat();
   const reducedMotion = window.matchMedia('(prefers-reduced-motion: reduce)');
@@ -355,6 +369,96 @@
     if (polling) pollTimer = setTimeout(poll, jitter(delay));
   }
 
+  // ---- boards and windows ------------------------------------------------------------------------------
+
+  const WINDOW_LABELS = { all: 'All time', day: 'Today', week: 'This week', month: 'This month' };
+  let resetAt = null; // when the shown window resets (null: never)
+  let resetTimer = null;
+
+  /** A link to another view, keeping the transport choice. */
+  function viewUrl(board, windowName) {
+    const q = new URLSearchParams();
+    if (board !== 'global') q.set('board', board);
+    if (windowName !== 'all') q.set('window', windowName);
+    if (useWebSocket) q.set('transport', 'ws');
+    const s = q.toString();
+    return s ? `/?${s}` : '/';
+  }
+
+  function renderViews(boards) {
+    const board = boards.find((b) => b.id === BOARD);
+    if (!board) return;
+    el.boardPicker.replaceChildren(
+      ...boards.map((b) => {
+        const option = document.createElement('option');
+        option.value = b.id;
+        option.textContent = b.title; // titles come from admins: text only
+        option.selected = b.id === BOARD;
+        return option;
+      }),
+    );
+    el.boardPickerLabel.hidden = boards.length < 2;
+    el.windowTabs.replaceChildren(
+      ...board.windows.map((w) => {
+        const li = document.createElement('li');
+        const a = document.createElement('a');
+        a.href = viewUrl(board.id, w.name);
+        a.textContent = WINDOW_LABELS[w.name] || w.name;
+        a.dataset.window = w.name;
+        if (w.name === WINDOW) a.setAttribute('aria-current', 'page');
+        li.append(a);
+        return li;
+      }),
+    );
+    const shown = board.windows.find((w) => w.name === WINDOW);
+    resetAt = shown && shown.nextReset ? new Date(shown.nextReset).getTime() : null;
+    el.views.hidden = board.windows.length < 2 && boards.length < 2;
+    document.title = `${board.title} – ${WINDOW_LABELS[WINDOW] || WINDOW} – Live scoreboard`;
+    tickReset();
+  }
+
+  function formatLeft(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    const d = Math.floor(s / 86400);
+    const h = Math.floor((s % 86400) / 3600);
+    const m = Math.floor((s % 3600) / 60);
+    if (d > 0) return `${d} d ${h} h`;
+    if (h > 0) return `${h} h ${m} min`;
+    if (m > 0) return `${m} min ${s % 60} s`;
+    return `${s % 60} s`;
+  }
+
+  /** The time to the next reset, once a second; at the reset the board list is read again for the next one. */
+  function tickReset() {
+    clearTimeout(resetTimer);
+    if (resetAt === null) {
+      el.nextReset.hidden = true;
+      return;
+    }
+    const left = resetAt - Date.now();
+    el.nextReset.hidden = false;
+    el.nextReset.textContent = `Resets in ${formatLeft(left)}`;
+    if (left <= 0) {
+      resetAt = null;
+      setTimeout(loadBoards, 1000 + Math.random() * 2000);
+      return;
+    }
+    resetTimer = setTimeout(tickReset, 1000);
+  }
+
+  async function loadBoards() {
+    try {
+      const res = await fetch('/api/v1/boards', { cache: 'no-store' });
+      if (res.ok) renderViews((await res.json()).boards);
+    } catch {
+      // the tabs are a convenience: the scoreboard itself keeps working without them
+    }
+  }
+
+  el.boardPicker.addEventListener('change', () => {
+    window.location.assign(viewUrl(el.boardPicker.value, 'all'));
+  });
+
   // ---- page lifecycle ----------------------------------------------------------------------------------
 
   document.addEventListener('visibilitychange', () => {
@@ -371,6 +475,7 @@
     }
   });
 
+  void loadBoards();
   if (typeof window.EventSource === 'function') openStream();
   else startPolling();
 })();

@@ -131,11 +131,12 @@ export function schemas(config: Pick<Config, 'scoreboardSize' | 'maxScoreIncreme
     },
     HistoryEvent: {
       type: 'object',
-      required: ['eventId', 'scoreIncrement', 'score', 'actorId', 'actionId', 'createdAt'],
+      required: ['eventId', 'boardId', 'scoreIncrement', 'score', 'actorId', 'actionId', 'createdAt'],
       properties: {
         eventId: { type: 'integer', minimum: 1 },
+        boardId: ref('schemas', 'BoardId'),
         scoreIncrement: safeInteger,
-        score: { ...safeInteger, description: 'The total right after this event.' },
+        score: { ...safeInteger, description: "The board's first window's total right after this event." },
         actorId: { ...userId, description: 'Who made the change: the user, or an admin.' },
         actionId: { type: ['string', 'null'] },
         createdAt: { type: 'string', format: 'date-time' },

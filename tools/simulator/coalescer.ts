@@ -2,7 +2,8 @@
  * Client-side debouncing the way a site should do it: a user's rapid actions within `windowMs` of the first
  * one become one request carrying their sum. A user has at most one request in flight, so their deltas
  * arrive in order; actions made meanwhile wait for the next window. A sum above `maxDelta` (the server's
- * MAX_SCORE_INCREMENT) is sent as several requests.
+ * MAX_SCORE_INCREMENT) is sent as several requests. The key is whatever one request is for: a user, or a
+ * user on one board.
  */
 export function createCoalescer(opts: {
   windowMs: number;

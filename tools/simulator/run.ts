@@ -15,6 +15,8 @@ export interface SimulationOptions {
   windowMs: number;
   /** The server's MAX_SCORE_INCREMENT: larger sums are split. */
   maxDelta: number;
+  /** Boards to play, one picked per burst (default: the service's default board only). */
+  boards?: string[];
   signal?: AbortSignal;
   log?: (line: string) => void;
   progressEveryMs?: number;
@@ -72,12 +74,14 @@ export async function runSimulation(opts: SimulationOptions): Promise<Summary> {
   const coalescer = createCoalescer({
     windowMs: opts.windowMs,
     maxDelta: opts.maxDelta,
-    async send(userId, delta) {
+    async send(key, delta) {
+      const [userId, boardId] = key.split('\u0000');
       stats.requests++;
       const result = await postDelta({
         baseUrl: opts.baseUrl,
         token: opts.token(userId),
         delta,
+        boardId: boardId || undefined,
         actionId: `sim-${runId}-${++sequence}`,
         onRetry: (reason) => stats.retries[reason]++,
       });
@@ -98,12 +102,15 @@ export async function runSimulation(opts: SimulationOptions): Promise<Summary> {
 
   const pick = weightedPicker(opts.users);
   const bursts = new Set<Promise<void>>();
+  const boards = opts.boards?.length ? opts.boards : [''];
+  /** One burst is one session of play: one user on one board. */
   async function burst(user: SimUser): Promise<void> {
+    const board = boards[Math.floor(Math.random() * boards.length)];
     for (let n = burstLength(); n > 0 && !stop.signal.aborted; n--) {
       const points = actionPoints();
       stats.actions++;
       stats.points += points;
-      coalescer.add(user.id, points);
+      coalescer.add(`${user.id}\u0000${board}`, points);
       if (n > 1) await sleep(60 + Math.random() * 240, stop.signal);
     }
   }

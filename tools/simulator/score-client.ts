@@ -16,6 +16,8 @@ export interface PostOptions {
   token: string;
   delta: number;
   actionId: string;
+  /** The board (the service's default, `global`, when left out). */
+  boardId?: string;
   maxAttempts?: number;
   timeoutMs?: number;
   /** Called before each retry, with why (for the summary). */
@@ -32,7 +34,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function postDelta(opts: PostOptions): Promise<PostResult> {
   const maxAttempts = opts.maxAttempts ?? 6;
   const url = `${opts.baseUrl.replace(/\/$/, '')}/api/v1/scores/update`;
-  const body = JSON.stringify({ scoreIncrement: opts.delta, actionId: opts.actionId });
+  const body = JSON.stringify({
+    scoreIncrement: opts.delta,
+    actionId: opts.actionId,
+    ...(opts.boardId ? { boardId: opts.boardId } : {}),
+  });
   let detail: string | undefined;
   for (let attempt = 1; ; attempt++) {
     const started = performance.now();

@@ -2,6 +2,7 @@ import { rawRows, type Db } from '../../platform/db';
 
 export interface HistoryEvent {
   eventId: number;
+  boardId: string;
   scoreIncrement: number;
   score: number;
   actorId: string;
@@ -18,6 +19,7 @@ export async function userHistory(
 ): Promise<{ events: HistoryEvent[]; nextBefore: number | null }> {
   const rows = await rawRows<{
     id: number;
+    board_id: string;
     delta: number;
     score_after: number;
     actor_id: string;
@@ -25,12 +27,13 @@ export async function userHistory(
     created_at: Date;
   }>(
     db,
-    `SELECT id, delta, score_after, actor_id, action_id, created_at FROM score_events
+    `SELECT id, board_id, delta, score_after, actor_id, action_id, created_at FROM score_events
      WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?`,
     [userId, before ?? Number.MAX_SAFE_INTEGER, limit + 1],
   );
   const page = rows.slice(0, limit).map((r) => ({
     eventId: Number(r.id),
+    boardId: r.board_id,
     scoreIncrement: Number(r.delta),
     score: Number(r.score_after),
     actorId: r.actor_id,

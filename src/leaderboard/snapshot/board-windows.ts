@@ -15,6 +15,12 @@ export interface BoardWindowFeed {
 
 const key = (board: string, window: string) => `${board}/${window}`;
 
+/** On the snapshot channel beside shared snapshots: these windows of a board changed; rebuild if you hold them. */
+interface DirtyNotice {
+  dirty: string;
+  windows: string[];
+}
+
 /**
  * The live snapshots of the board windows this instance serves. A board window gets its snapshot engine on
  * first read and keeps it while it is polled or followed by a stream; one that nobody read for `idleMs` is
@@ -26,7 +32,7 @@ export function createBoardWindows(deps: {
   redis: Redis;
   /** A dedicated connection: a subscribed Redis client can do nothing else. */
   subscriber: Redis;
-  boards: Pick<BoardRegistry, 'window'>;
+  boards: Pick<BoardRegistry, 'window' | 'get'>;
   prefix: string;
   size: number;
   tickMs: number;
@@ -73,7 +79,11 @@ export function createBoardWindows(deps: {
   function onMessage(ch: string, message: string): void {
     if (ch !== channel) return;
     try {
-      const s = JSON.parse(message) as SharedSnapshot;
+      const s = JSON.parse(message) as SharedSnapshot | DirtyNotice;
+      if ('dirty' in s) {
+        for (const w of s.windows) live.get(key(s.dirty, w))?.feed.snapshot.markDirty();
+        return;
+      }
       live.get(key(s.board ?? 'global', s.window ?? 'all'))?.feed.snapshot.offerShared(s);
     } catch (err) {
       logger.warn({ err: (err as Error).message }, 'ignoring an unreadable shared snapshot');
@@ -97,10 +107,22 @@ export function createBoardWindows(deps: {
     /** Board windows with a live snapshot here. */
     size: () => live.size,
     feeds: () => [...live.values()].map((l) => l.feed),
-    /** Commits landed on these boards: their live windows rebuild within a tick. */
+    /**
+     * Commits landed on these boards (here). Windows live here rebuild within a tick and share the result;
+     * for the others, which this instance does not keep, the instances that do are told to rebuild theirs.
+     */
     markDirty(boards: string[]): void {
-      const touched = new Set(boards);
-      for (const { feed } of live.values()) if (touched.has(feed.board)) feed.snapshot.markDirty();
+      for (const board of boards) {
+        const elsewhere: string[] = [];
+        for (const w of deps.boards.get(board)?.windows ?? []) {
+          const held = live.get(key(board, w.name));
+          if (held) held.feed.snapshot.markDirty();
+          else elsewhere.push(w.name);
+        }
+        if (elsewhere.length === 0 || !redisReady(deps.redis)) continue; // (without Redis each asks MySQL)
+        const notice: DirtyNotice = { dirty: board, windows: elsewhere };
+        deps.redis.publish(channel, JSON.stringify(notice)).catch(() => undefined);
+      }
     },
     /** A user changed (ban, rename): every live window may show them. */
     markAllDirty(): void {

@@ -166,7 +166,9 @@ export function createSnapshotEngine(deps: {
   function offer(next: Snapshot): boolean {
     if (!isNewer(next, current)) return false;
     if (next.cycleStartMs > cycle.start.getTime()) cycle = cycleAt(deps.reset, new Date(next.cycleStartMs));
-    const changed = next.etag !== current.etag;
+    // The first snapshot is news even when its content equals the placeholder's: transports waiting for a
+    // board window's first snapshot send it on this change.
+    const changed = !built || next.etag !== current.etag;
     current = next;
     built = true;
     adoptedAt = Date.now();

@@ -45,6 +45,8 @@ const FLUSH_EVERY_MS = 25;
  */
 export function createWsHub(deps: {
   boards: BoardWindows;
+  /** Loads a board this instance does not know yet (created elsewhere; rate-limited reload). */
+  findBoard: (id: string) => Promise<unknown>;
   slots: Slots;
   options: WsOptions;
   metrics: Metrics;
@@ -168,6 +170,16 @@ export function createWsHub(deps: {
       unsubscribe(peer, key(m.board, m.window));
       return void peer.ws.send(reply('unsubscribed', { board: m.board, window: m.window }));
     }
+    void subscribeKnown(peer, m);
+  }
+
+  /** Subscribes, first loading a board this instance has not heard of yet, then answers. */
+  async function subscribeKnown(
+    peer: Peer,
+    m: { board: string; window: string; since?: string },
+  ): Promise<void> {
+    if (!deps.boards.resolve(m.board, m.window)) await deps.findBoard(m.board).catch(() => undefined);
+    if (peer.ws.readyState !== WebSocket.OPEN) return;
     const problem = subscribe(peer, m.board, m.window, m.since);
     if (problem) {
       const message =

@@ -1,5 +1,6 @@
 import type { Snapshot } from '../../leaderboard/snapshot/engine';
 import type { BoardWindowFeed } from '../../leaderboard/snapshot/board-windows';
+import { BOARD_ID_PATTERN, WINDOW_NAME_PATTERN } from '../../leaderboard/boards/schemas';
 
 /**
  * The WebSocket protocol's messages (JSON text frames), documented in the README and the OpenAPI document.
@@ -26,8 +27,6 @@ export interface ClientMessage {
   since?: string;
 }
 
-/** A board or window name as the protocol accepts it (the board id and window name rules of the API). */
-const NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const SINCE = /^[\x21-\x7e]{1,128}$/;
 
 /** Parses one client message: the message, or the error code and text to answer with. */
@@ -45,7 +44,12 @@ export function parseClientMessage(text: string): ClientMessage | { code: string
     return { code: 'unknown_type', message: 'type is "subscribe" or "unsubscribe".' };
   const board = m.board ?? 'global';
   const window = m.window ?? 'all';
-  if (typeof board !== 'string' || !NAME.test(board) || typeof window !== 'string' || !NAME.test(window))
+  if (
+    typeof board !== 'string' ||
+    !BOARD_ID_PATTERN.test(board) ||
+    typeof window !== 'string' ||
+    !WINDOW_NAME_PATTERN.test(window)
+  )
     return { code: 'invalid_message', message: 'board and window are lower-case names.' };
   if (m.since !== undefined && (typeof m.since !== 'string' || !SINCE.test(m.since)))
     return { code: 'invalid_message', message: 'since is a version (an ETag) from an earlier message.' };

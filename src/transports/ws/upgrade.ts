@@ -4,10 +4,10 @@ import type { BoardWindows } from '../../leaderboard/snapshot/board-windows';
 import type { Metrics } from '../../platform/metrics';
 import type { Slots } from '../slots';
 import type { WsHub } from './hub';
+import { BOARD_ID_PATTERN, WINDOW_NAME_PATTERN } from '../../leaderboard/boards/schemas';
 
 /** The two spellings of the endpoint: the specification's and the versioned one. Nothing else upgrades. */
 export const WS_PATHS = ['/ws/scores', '/api/v1/ws'];
-const NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const SINCE = /^[\x21-\x7e]{1,128}$/;
 
 /**
@@ -19,6 +19,8 @@ const SINCE = /^[\x21-\x7e]{1,128}$/;
 export function createUpgradeHandler(deps: {
   hub: WsHub;
   boards: BoardWindows;
+  /** Loads a board this instance does not know yet (created elsewhere; rate-limited reload). */
+  findBoard: (id: string) => Promise<unknown>;
   slots: Slots;
   /** The slot key of an address (src/http/rate-limit/client-key.ts). */
   clientKey: (ip: string) => string;
@@ -59,7 +61,12 @@ export function createUpgradeHandler(deps: {
     return req.socket.remoteAddress ?? '';
   }
 
+  // The server's `upgrade` listener: nothing it does may throw into the HTTP server.
   return function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    upgrade(req, socket, head).catch(() => socket.destroy());
+  };
+
+  async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy());
     const url = new URL(req.url ?? '/', 'http://upgrade.invalid');
     if (!WS_PATHS.includes(url.pathname))
@@ -71,10 +78,18 @@ export function createUpgradeHandler(deps: {
     const board = url.searchParams.get('board') ?? 'global';
     const window = url.searchParams.get('window') ?? 'all';
     const since = url.searchParams.get('since') ?? undefined;
-    if (!NAME.test(board) || !NAME.test(window) || (since !== undefined && !SINCE.test(since)))
+    if (
+      !BOARD_ID_PATTERN.test(board) ||
+      !WINDOW_NAME_PATTERN.test(window) ||
+      (since !== undefined && !SINCE.test(since))
+    )
       return refuse(socket, 400, 'Bad Request', 'board, window and since are invalid.', 'query');
-    if (!deps.boards.resolve(board, window))
-      return refuse(socket, 404, 'Not Found', `No board window ${board}/${window}.`, 'unknown');
+    if (!deps.boards.resolve(board, window)) {
+      await deps.findBoard(board).catch(() => undefined);
+      if (socket.destroyed) return;
+      if (!deps.boards.resolve(board, window))
+        return refuse(socket, 404, 'Not Found', `No board window ${board}/${window}.`, 'unknown');
+    }
     const client = deps.clientKey(clientIp(req));
     if (!deps.slots.hasRoom())
       return refuse(socket, 503, 'Service Unavailable', 'No room for another stream; poll instead.', 'full');
@@ -84,5 +99,5 @@ export function createUpgradeHandler(deps: {
     deps.hub.wss.handleUpgrade(req, socket, head, (ws) =>
       deps.hub.accept(ws, { board, window, since }, deps.slots.take(client)),
     );
-  };
+  }
 }
