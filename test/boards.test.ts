@@ -408,7 +408,9 @@ describe('boards and windows', function () {
       stream.close();
       await eventually(() => !live().includes('chess/all'), 4000, 100);
       // Read again, it comes back with the current top.
-      expect((await top(c, 'chess', '?window=day')).text).to.equal((await top(a, 'chess', '?window=day')).text);
+      expect((await top(c, 'chess', '?window=day')).text).to.equal(
+        (await top(a, 'chess', '?window=day')).text,
+      );
     } finally {
       await c.close();
     }
