@@ -43,6 +43,7 @@ export type AppDeps = Pick<
   | 'loadCaller'
   | 'isShuttingDown'
   | 'authStatus'
+  | 'brokerStatus'
   | 'collect'
 >;
 
@@ -107,6 +108,7 @@ export function createApp(deps: AppDeps): Koa {
     redis: deps.redis,
     isShuttingDown: deps.isShuttingDown,
     authStatus: config.jwt.mode === 'oidc' || config.jwt.mode === 'jwks' ? deps.authStatus : undefined,
+    brokerStatus: deps.brokerStatus,
     timeoutMs: config.databaseTimeoutMs,
     readyzCacheMs: config.readyzCacheMs,
     // With METRICS_PORT, src/main.ts serves /metrics on that port and the main port does not know it.

@@ -209,6 +209,29 @@ const table = {
     concurrency: value<number>('DB_FALLBACK_CONCURRENCY', int().min(1).max(64).default(4)),
     cacheMs: value<number>('DB_FALLBACK_CACHE_MS', int().min(0).max(60_000).default(1000)),
   },
+  // RabbitMQ (src/broker/): deltas in from a queue (when AMQP_URL is set), committed events out to a topic
+  // exchange (when AMQP_EVENTS_EXCHANGE is set too).
+  amqp: {
+    url: optional<string>('AMQP_URL', Joi.string().uri({ scheme: ['amqp', 'amqps'] })),
+    deltasQueue: value<string>('AMQP_DELTAS_QUEUE', Joi.string().max(200).default('scoreboard.deltas')),
+    // Messages that can never apply go here, with the reason in the x-scoreboard-reason header.
+    deadLetterQueue: optional<string>('AMQP_DEAD_LETTER_QUEUE', Joi.string().max(200)),
+    // The user recorded as the author of broker deltas (its actionIds are its own); created at start.
+    actorId: value<string>(
+      'AMQP_ACTOR_ID',
+      Joi.string()
+        .pattern(/^[A-Za-z0-9._@:|+=-]{1,64}$/)
+        .default('broker'),
+    ),
+    // Messages in flight per instance: each joins the group commit; 0 means WRITE_BATCH_MAX.
+    prefetch: value<number>('AMQP_PREFETCH', int().min(0).max(1000).default(0)),
+    // Backoff while MySQL cannot take deltas: from 200 ms, doubling, up to this.
+    retryMaxMs: value<number>('AMQP_RETRY_MAX_MS', int().min(100).max(600_000).default(30_000)),
+    eventsExchange: optional<string>('AMQP_EVENTS_EXCHANGE', Joi.string().max(200)),
+    // The outbox relay: how often it looks for new events, and how many it publishes per round.
+    relayIntervalMs: value<number>('RELAY_INTERVAL_MS', int().min(10).max(60_000).default(200)),
+    relayBatch: value<number>('RELAY_BATCH', int().min(1).max(10_000).default(500)),
+  },
   // When set, /metrics answers only "Authorization: Bearer <METRICS_TOKEN>" (compared in constant time).
   metricsToken: optional<string>('METRICS_TOKEN', Joi.string().min(16).max(512)),
   // When set, /metrics is served on this port only (an operator network), not on PORT.

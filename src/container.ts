@@ -18,6 +18,9 @@ import { createUpgradeHandler } from './transports/ws/upgrade';
 import { createBoardWindows } from './leaderboard/snapshot/board-windows';
 import { clientKey } from './http/rate-limit/client-key';
 import { createSlots } from './transports/slots';
+import { createRabbit } from './broker/rabbitmq';
+import { createIntake } from './broker/intake';
+import { createRelay } from './broker/relay';
 
 export interface ContainerHooks {
   /** Test hook: runs after a batch commits, before the Redis mirror (the fault tests' SIGKILL goes here). */
@@ -72,6 +75,7 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
     idleMs: config.boards.idleMs,
     logger,
     onChanged: (feed, s) => events.emit('snapshotChanged', { ...feed, snapshot: s }),
+    onShared: (feed, s) => events.emit('snapshotShared', { ...feed, snapshot: s }),
   });
   const cheat = createCheatDetector({
     db,
@@ -140,6 +144,64 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
     cacheTtlMs: config.authCacheTtlMs,
   });
 
+  // RabbitMQ (AMQP_URL): deltas in through the same group commit, committed events out through the outbox.
+  const rabbit = config.amqp.url ? createRabbit({ url: config.amqp.url, logger }) : undefined;
+  const intake =
+    rabbit &&
+    createIntake({
+      source: rabbit.deltaSource({
+        queue: config.amqp.deltasQueue,
+        deadLetterQueue: config.amqp.deadLetterQueue ?? `${config.amqp.deltasQueue}.dead`,
+        prefetch: config.amqp.prefetch || config.writeBatching.maxBatch,
+      }),
+      scores,
+      db,
+      findBoard: boardRegistry.find,
+      actorId: config.amqp.actorId,
+      autoProvision: config.autoProvisionUsers,
+      retryMaxMs: config.amqp.retryMaxMs,
+      logger,
+      onOutcome: (outcome) => metrics.brokerDeltas.inc({ outcome }),
+    });
+  const sink =
+    rabbit && config.amqp.eventsExchange
+      ? rabbit.eventSink({ exchange: config.amqp.eventsExchange })
+      : undefined;
+  const relay =
+    sink &&
+    createRelay({
+      db,
+      sink,
+      name: `amqp:${config.amqp.eventsExchange}`,
+      intervalMs: config.amqp.relayIntervalMs,
+      batch: config.amqp.relayBatch,
+      logger,
+      onPublished: (n) => metrics.relayPublished.inc(n),
+    });
+  // Top-N changes go out too, best effort (not through the outbox): one message per version, from the
+  // instance whose snapshot became the shared one.
+  if (sink)
+    events.on(
+      'snapshotShared',
+      ({ board, window, snapshot }) =>
+        void sink
+          .publish([
+            {
+              routingKey: `top.${board}.${window}`,
+              messageId: `${board}/${window}/${snapshot.etag}`,
+              body: {
+                board,
+                window,
+                cycle: snapshot.cycle,
+                version: snapshot.etag,
+                top: JSON.parse(snapshot.body.toString()),
+              },
+            },
+          ])
+          .catch((err) => logger.warn({ err: (err as Error).message }, 'could not publish a top change')),
+    );
+  let depthTimer: NodeJS.Timeout | undefined;
+
   events.on('snapshotChanged', () => metrics.snapshotChanges.inc());
   events.on('batchCommitted', (e) => e.changed && boards.markDirty(e.boards));
   events.on('batchCommitted', (e) => metrics.observeBatch(e.outcomes.map((o) => o.kind)));
@@ -171,8 +233,21 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
     isShuttingDown: () => shuttingDown,
     /** Readiness of token verification: an identity provider's keys that could never be loaded fail it. */
     authStatus: () => (keys ? keys.status() : { loaded: true, error: undefined }),
+    /** The broker's side, for /readyz: undefined when AMQP_URL is not set. */
+    brokerStatus: () =>
+      rabbit && {
+        connected: rabbit.connected(),
+        ...(intake ? { consumed: intake.counts() } : {}),
+        ...(relay ? { relay: relay.status() } : {}),
+      },
     /** Refreshes the gauges that are read rather than counted. */
     collect() {
+      if (rabbit) metrics.brokerConnected.set(rabbit.connected() ? 1 : 0);
+      if (relay) {
+        const r = relay.status();
+        metrics.relayLeader.set(r.leader ? 1 : 0);
+        metrics.relayLagEvents.set(r.leader ? Math.max(0, r.headEventId - r.lastEventId) : 0);
+      }
       metrics.snapshotAge.set(boards.global().snapshot.age() / 1000);
       metrics.sseSubscribers.set(hub.size());
       metrics.wsSubscribers.set(ws.size());
@@ -182,6 +257,14 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
       await boardRegistry.start();
       mirror.start();
       await boards.start();
+      await intake?.start();
+      relay?.start();
+      if (intake) {
+        const refresh = () =>
+          void rabbit!.deltaDepth().then((d) => d !== undefined && metrics.brokerQueueDepth.set(d));
+        depthTimer = setInterval(refresh, 5000);
+        depthTimer.unref();
+      }
     },
     /** From now on /readyz fails, so load balancers stop sending new requests. */
     beginShutdown() {
@@ -192,7 +275,12 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
       shuttingDown = true;
       hub.close();
       ws.close();
+      clearInterval(depthTimer);
+      // Stop taking broker messages first; the ones in hand finish (commit) and are acknowledged.
+      await intake?.stop();
       await scores.drain();
+      await relay?.stop();
+      await sink?.close();
       cheat.stop();
       keys?.stop();
       await boards.stop();
@@ -203,6 +291,7 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
     async disconnect() {
       redis.disconnect();
       subscriber.disconnect();
+      await rabbit?.close();
       await db.destroy();
     },
   };

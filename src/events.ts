@@ -13,6 +13,8 @@ export interface EventMap {
   rateLimited: { limit: string; userId?: string };
   /** An instance adopted a top-N snapshot with new content. */
   snapshotChanged: { board: string; window: string; snapshot: Snapshot };
+  /** A snapshot this instance built became the shared one: exactly one instance hears of each version. */
+  snapshotShared: { board: string; window: string; snapshot: Snapshot };
 }
 
 export interface Events {

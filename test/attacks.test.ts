@@ -725,6 +725,7 @@ describe('security hardening: authorization and identity', function () {
             (r) => r.Key_name,
           );
         expect(await indexes()).to.include('score_events_user_actor_action');
+        await scratch.migrate.down(); // the event relay watermark
         await scratch.migrate.down(); // boards and windows
         await scratch.migrate.down(); // users_role_status
         await scratch.migrate.down(); // the actor scope
@@ -742,6 +743,7 @@ describe('security hardening: authorization and identity', function () {
             actor_id: actor,
             action_id: 'same',
           });
+        await scratch.migrate.down(); // the event relay watermark
         await scratch.migrate.down(); // boards and windows
         await scratch.migrate.down(); // users_role_status
         let error: unknown;

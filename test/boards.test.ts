@@ -57,7 +57,8 @@ describe('boards and windows', function () {
 
   it('the migration moves the one board into global/all and back, and refuses to go back over other boards', async () => {
     await withScratchDatabase('boards-migration', async (_url, db) => {
-      await db.migrate.down(); // back to the one-board schema
+      const boardsMigration = { name: '20261203000001_boards_and_windows' };
+      await db.migrate.down(boardsMigration); // back to the one-board schema
       await insertUser(db, 'm1');
       await insertUser(db, 'm2');
       await db.raw(
@@ -75,7 +76,7 @@ describe('boards and windows', function () {
         )
       )[0];
       expect(moved).to.deep.equal(before);
-      await db.migrate.down();
+      await db.migrate.down(boardsMigration);
       expect(
         (await db.raw('SELECT user_id, score, reached_at, version FROM scores ORDER BY user_id'))[0],
       ).to.deep.equal(before);
@@ -89,7 +90,7 @@ describe('boards and windows', function () {
         actor_id: 'm1',
       });
       let error: unknown;
-      await db.migrate.down().catch((err: unknown) => (error = err));
+      await db.migrate.down(boardsMigration).catch((err: unknown) => (error = err));
       expect(String(error)).to.match(/cannot go back to one board/);
     });
   });

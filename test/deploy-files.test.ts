@@ -243,13 +243,16 @@ describe('deployment files', () => {
       expect(services.prometheus.ports).to.include('9090:9090');
     });
 
-    it('RabbitMQ (management) is there for the broker features, and no instance is pointed at it yet', () => {
+    it('RabbitMQ (management) runs beside the instances, which consume deltas and publish events through it', () => {
       expect(services.rabbitmq.image).to.match(/^rabbitmq:[\d.]+-management/);
       expect(services.rabbitmq.healthcheck?.test).to.be.an('array');
-      for (const [name, service] of ours) {
-        expect(JSON.stringify(service.environment ?? {}), name).not.to.match(/amqp|rabbit/i);
-        expect(Object.keys(service.depends_on ?? {}), name).not.to.include('rabbitmq');
+      for (const name of ['app1', 'app2']) {
+        const env = composeEnv(services[name]);
+        expect(env.AMQP_URL, name).to.match(/^amqp:\/\/[^:]+:[^@]+@rabbitmq:5672$/); // the broker user compose creates, not guest
+        expect(env.AMQP_EVENTS_EXCHANGE, name).to.equal('scoreboard.events');
+        expect(services[name].depends_on.rabbitmq.condition, name).to.equal('service_healthy');
       }
+      expect(loadConfig(composeEnv(services.app1)).amqp.eventsExchange).to.equal('scoreboard.events');
     });
 
     it('puts nginx in front of both instances, configured for Server-Sent Events', () => {

@@ -27,6 +27,8 @@ export function opsRoutes(deps: {
   isShuttingDown: () => boolean;
   /** Token verification: false while an identity provider's keys could never be loaded. */
   authStatus?: () => { loaded: boolean };
+  /** The message broker, when configured: reported, never a reason to be unready (HTTP still works). */
+  brokerStatus?: () => object | undefined;
   timeoutMs: number;
   readyzCacheMs: number;
   /** Undefined when metrics are served on METRICS_PORT instead (src/main.ts). */
@@ -55,6 +57,7 @@ export function opsRoutes(deps: {
       mysql: mysql ? 'up' : 'down',
       redis,
       ...(deps.authStatus ? { jwks: keys ? 'loaded' : 'unavailable' } : {}),
+      ...(deps.brokerStatus?.() ? { broker: deps.brokerStatus() } : {}),
     };
   });
   if (deps.metrics) metricsRoutes(router, deps.metrics);

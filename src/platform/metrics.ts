@@ -120,6 +120,37 @@ export function createMetrics() {
       labelNames: ['reason', 'cause'] as const,
       registers: [registry],
     }),
+    brokerConnected: new Gauge({
+      name: 'broker_connected',
+      help: '1 while connected to the message broker (AMQP_URL set), else 0',
+      registers: [registry],
+    }),
+    brokerDeltas: new Counter({
+      name: 'broker_deltas_total',
+      help: 'Delta messages from the broker, by outcome (applied, replayed, dead, retried)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    brokerQueueDepth: new Gauge({
+      name: 'broker_queue_depth',
+      help: 'Delta messages waiting in the queue, as the broker last said (the intake lag)',
+      registers: [registry],
+    }),
+    relayLeader: new Gauge({
+      name: 'relay_leader',
+      help: '1 on the instance that holds the event relay lock',
+      registers: [registry],
+    }),
+    relayPublished: new Counter({
+      name: 'relay_published_total',
+      help: 'Score events the broker confirmed',
+      registers: [registry],
+    }),
+    relayLagEvents: new Gauge({
+      name: 'relay_lag_events',
+      help: 'Committed score events not yet confirmed by the broker (on the relaying instance)',
+      registers: [registry],
+    }),
     cheatFlags: new Counter({
       name: 'cheat_flags_total',
       help: 'Cheat signals raised, by reason',

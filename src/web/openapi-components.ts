@@ -226,6 +226,18 @@ export function schemas(config: Pick<Config, 'scoreboardSize' | 'maxScoreIncreme
         mysql: { enum: ['up', 'down', 'unknown'] },
         redis: { enum: ['up', 'degraded'] },
         jwks: { enum: ['loaded', 'unavailable'], description: 'Only with OIDC_ISSUER or JWT_JWKS_URL.' },
+        broker: {
+          type: 'object',
+          description:
+            'Only with AMQP_URL; never fails readiness. `consumed`: delta messages applied, replayed, dead-lettered ' +
+            'and retried here; `relay`: whether this instance is the event relay, the last event the broker ' +
+            'confirmed and the newest committed one.',
+          properties: {
+            connected: { type: 'boolean' },
+            consumed: { type: 'object', additionalProperties: { type: 'integer' } },
+            relay: { type: 'object' },
+          },
+        },
       },
     },
     CheatFlag: {

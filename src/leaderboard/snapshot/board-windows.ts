@@ -40,6 +40,8 @@ export function createBoardWindows(deps: {
   logger: Logger;
   /** Told of every snapshot with new content that any board window here adopts. */
   onChanged?: (feed: { board: string; window: string }, s: Snapshot) => void;
+  /** Told when a snapshot this instance built became the shared one (once per version across instances). */
+  onShared?: (feed: { board: string; window: string }, s: Snapshot) => void;
 }) {
   const { logger } = deps;
   const channel = redisKeys(deps.prefix).snapshotChannel;
@@ -69,6 +71,7 @@ export function createBoardWindows(deps: {
       logger,
       listening,
       onChanged: (s) => deps.onChanged?.({ board, window }, s),
+      onShared: (s) => deps.onShared?.({ board, window }, s),
     });
     const feed = { board, window, snapshot };
     live.set(k, { feed, usedAt: Date.now() });

@@ -144,6 +144,8 @@ export function createSnapshotEngine(deps: {
   listening: () => boolean;
   /** Told of every adopted snapshot with new content (metrics). */
   onChanged?: (s: Snapshot) => void;
+  /** Told when this instance's snapshot became the shared one (once per version across instances). */
+  onShared?: (s: Snapshot) => void;
 }) {
   const { db, logger, board, window } = deps;
   const redis = deps.redis as SnapshotRedis;
@@ -194,10 +196,12 @@ export function createSnapshotEngine(deps: {
 
   async function rebuild(): Promise<void> {
     const next = await readSnapshot(db, deps.size, { board, window, cycle });
+    const before = current.etag;
     if (!offer(next) || !redisReady(redis)) return;
+    const changedHere = next.etag !== before;
     const shared: SharedSnapshot = { ...next, board, window, body: next.body.toString() };
     try {
-      await redis.snapshotPublish(
+      const published = await redis.snapshotPublish(
         key,
         keys.snapshotChannel,
         JSON.stringify(shared),
@@ -205,6 +209,7 @@ export function createSnapshotEngine(deps: {
         String(next.readAtUs),
         String(next.cycleStartMs),
       );
+      if (published === 1 && changedHere) deps.onShared?.(next);
     } catch (err) {
       markRedisFailure(redis);
       logger.warn(
