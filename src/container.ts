@@ -242,11 +242,14 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
       },
     /** Refreshes the gauges that are read rather than counted. */
     collect() {
-      if (rabbit) metrics.brokerConnected.set(rabbit.connected() ? 1 : 0);
+      metrics.mirrorSyncAge.set(mirror.syncAge() / 1000);
+      if (intake)
+        metrics.brokerConnected.set({ queue: config.amqp.deltasQueue }, rabbit!.connected() ? 1 : 0);
       if (relay) {
         const r = relay.status();
-        metrics.relayLeader.set(r.leader ? 1 : 0);
-        metrics.relayLagEvents.set(r.leader ? Math.max(0, r.headEventId - r.lastEventId) : 0);
+        const exchange = config.amqp.eventsExchange!;
+        metrics.relayLeader.set({ exchange }, r.leader ? 1 : 0);
+        metrics.relayLagEvents.set({ exchange }, r.leader ? Math.max(0, r.headEventId - r.lastEventId) : 0);
       }
       metrics.snapshotAge.set(boards.global().snapshot.age() / 1000);
       metrics.sseSubscribers.set(hub.size());

@@ -120,9 +120,12 @@ export function createMetrics() {
       labelNames: ['reason', 'cause'] as const,
       registers: [registry],
     }),
+    // Labelled by queue or exchange, so they exist only where the broker features are configured (an unset
+    // unlabelled gauge would read 0 and page everyone who runs without a broker).
     brokerConnected: new Gauge({
       name: 'broker_connected',
-      help: '1 while connected to the message broker (AMQP_URL set), else 0',
+      help: '1 while connected to the message broker, else 0 (only with AMQP_URL)',
+      labelNames: ['queue'] as const,
       registers: [registry],
     }),
     brokerDeltas: new Counter({
@@ -134,11 +137,13 @@ export function createMetrics() {
     brokerQueueDepth: new Gauge({
       name: 'broker_queue_depth',
       help: 'Delta messages waiting in the queue, as the broker last said (the intake lag)',
+      labelNames: ['queue'] as const,
       registers: [registry],
     }),
     relayLeader: new Gauge({
       name: 'relay_leader',
-      help: '1 on the instance that holds the event relay lock',
+      help: '1 on the instance that holds the event relay lock, else 0 (only with AMQP_EVENTS_EXCHANGE)',
+      labelNames: ['exchange'] as const,
       registers: [registry],
     }),
     relayPublished: new Counter({
@@ -148,7 +153,13 @@ export function createMetrics() {
     }),
     relayLagEvents: new Gauge({
       name: 'relay_lag_events',
-      help: 'Committed score events not yet confirmed by the broker (on the relaying instance)',
+      help: 'Committed score events not yet confirmed by the broker (on the relaying instance; 0 elsewhere)',
+      labelNames: ['exchange'] as const,
+      registers: [registry],
+    }),
+    mirrorSyncAge: new Gauge({
+      name: 'mirror_sync_age_seconds',
+      help: 'Seconds since the Redis mirror last completed a clean sync with MySQL (rebuild or catch-up)',
       registers: [registry],
     }),
     cheatFlags: new Counter({

@@ -89,6 +89,7 @@ export function createMirror(deps: {
   let failures = 0; // bumped whenever a mirror write is lost, so the catch-up scan does not skip it
   let failuresAtLastCleanSync = 0; // equal to `failures`: nothing this instance wrote since then was lost
   let syncFrom: Date | null = null; // DB time from which the next catch-up scan must look
+  let cleanAt = Date.now(); // when the mirror last completed a clean sync (rebuild or catch-up)
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
 
@@ -228,6 +229,7 @@ export function createMirror(deps: {
       await redis.set(keys.ready, new Date().toISOString());
       ready = true;
       failuresAtLastCleanSync = failures;
+      cleanAt = Date.now();
     }
     return total;
   }
@@ -260,6 +262,7 @@ export function createMirror(deps: {
     }
     if (failures === failuresBefore) {
       syncFrom = now;
+      cleanAt = Date.now();
       // Every write lost before this scan started is repaired: the mirror is complete again.
       failuresAtLastCleanSync = failuresBefore;
     }
@@ -312,6 +315,8 @@ export function createMirror(deps: {
     rebuild,
     syncOnce,
     isReady: () => ready && redisReady(redis),
+    /** Milliseconds since the last clean sync: how far behind MySQL the mirror may be, at most. */
+    syncAge: () => Date.now() - cleanAt,
     start() {
       redis.on('ready', () => void syncOnce());
       void syncOnce();
