@@ -14,13 +14,14 @@ import {
 } from './lib/data';
 import type { BenchContext, Row, ScenarioResult, Target } from './lib/context';
 import { ROOT } from './lib/proc';
+import { boardsScenario } from './scenarios/boards';
 import { pollsScenario } from './scenarios/polls';
 import { scaleScenario } from './scenarios/scale';
 import { streamScenario, wsScenario } from './scenarios/stream';
 import { writesScenario } from './scenarios/writes';
 
 /**
- * `npm run bench [-- --quick] [--only=writes,polls,stream,ws,scale] [--workers=N] [--seconds=S] [--profile]`
+ * `npm run bench [-- --quick] [--only=writes,polls,stream,ws,scale,boards] [--workers=N] [--seconds=S] [--profile]`
  *
  * Creates its own databases (scoreboard_bench_<tag>*) and Redis prefix (sbbench:<tag>:), runs every scenario
  * against its baseline in this one run, prints a table, writes bench/results/<ISO time>.json, and removes
@@ -33,6 +34,7 @@ const SCENARIOS = {
   stream: streamScenario,
   ws: wsScenario,
   scale: scaleScenario,
+  boards: boardsScenario,
 };
 const USERS = 10_000;
 

@@ -6,9 +6,14 @@ import { startService } from '../lib/service';
 
 export const POLL_CONNECTIONS = 50;
 
-/** GET /top unconditionally (200) or with the current ETag (304). */
-export async function poll(ctx: BenchContext, url: string, conditional: boolean): Promise<Measured> {
-  const target = `${url}/api/v1/scores/top`;
+/** GET /top (or another top N at `path`) unconditionally (200) or with the current ETag (304). */
+export async function poll(
+  ctx: BenchContext,
+  url: string,
+  conditional: boolean,
+  path = '/api/v1/scores/top',
+): Promise<Measured> {
+  const target = `${url}${path}`;
   const etag = (await fetch(target)).headers.get('etag') ?? '';
   return httpLoad({
     url: target,

@@ -8,12 +8,16 @@ import { startService, type RunningService } from '../lib/service';
 /** Concurrent clients for the service's writes: enough to keep batches full, few enough for a low p99. */
 export const WRITE_CONNECTIONS = 32;
 
-/** POSTs with distinct actionIds over the users, each from a random one of them, through the full stack. */
+/**
+ * POSTs with distinct actionIds over the users, each from a random one of them, through the full stack.
+ * `boardOf` names the board of the user at that index (no boardId in the body, that is `global`, without it).
+ */
 export async function postWrites(
   ctx: BenchContext,
   url: string,
   users: { tokens: string[] },
   tag: string,
+  boardOf?: (user: number) => string,
 ): Promise<Measured> {
   let seq = 0;
   return httpLoad({
@@ -24,10 +28,14 @@ export async function postWrites(
     warmupS: ctx.warmupS,
     expect: [201],
     headers: { 'content-type': 'application/json' },
-    vary: () => ({
-      headers: { authorization: users.tokens[Math.floor(Math.random() * users.tokens.length)] },
-      body: `{"scoreIncrement":1,"actionId":"${ctx.runId}-${tag}-${seq++}"}`,
-    }),
+    vary: () => {
+      const user = Math.floor(Math.random() * users.tokens.length);
+      const board = boardOf ? `"boardId":"${boardOf(user)}",` : '';
+      return {
+        headers: { authorization: users.tokens[user] },
+        body: `{"scoreIncrement":1,${board}"actionId":"${ctx.runId}-${tag}-${seq++}"}`,
+      };
+    },
   });
 }
 
