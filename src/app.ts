@@ -132,6 +132,7 @@ export function createApp(deps: AppDeps): Koa {
   const ws = wsRoutes(); // GET without an upgrade: 426 (the upgrade itself is the server's, see src/main.ts)
   app.use(ws.routes()).use(ws.allowedMethods({ throw: true }));
 
+  const caching = { pollIntervalS: config.pollIntervalS, sharedMaxAgeS: config.pollSharedMaxAgeS };
   const stream = {
     hub: deps.hub,
     retryAfterS: config.retryAfterS,
@@ -140,7 +141,7 @@ export function createApp(deps: AppDeps): Koa {
   // The unversioned /api is the current version, as the original specification wrote it.
   for (const prefix of ['/api/v1', '/api']) {
     const api = new Router({ ...ROUTER_OPTIONS, prefix });
-    snapshotRoutes(api, { boards: deps.boards, pollIntervalS: config.pollIntervalS });
+    snapshotRoutes(api, { boards: deps.boards, caching });
     streamRoutes(api, { ...stream, boards: deps.boards });
     boardRoutes(api, {
       db: deps.db,
@@ -160,7 +161,7 @@ export function createApp(deps: AppDeps): Koa {
       archiveGate: deps.archiveFallback,
       stream,
       size: config.scoreboardSize,
-      pollIntervalS: config.pollIntervalS,
+      caching,
       maxAround: config.boards.maxAround,
       maxPage: config.boards.maxPage,
       retryAfterS: config.retryAfterS,

@@ -151,6 +151,9 @@ const table = {
   scoreboardSize: value<number>('SCOREBOARD_SIZE', int().min(1).max(100).default(10)),
   snapshotTickMs: value<number>('SNAPSHOT_TICK_MS', int().min(10).max(60_000).default(100)),
   pollIntervalS: value<number>('POLL_INTERVAL_S', int().min(1).max(3600).default(5)),
+  // A CDN or nginx may keep a public poll answer this long (Cache-Control s-maxage, and as long again stale
+  // while it revalidates); browsers still revalidate every poll. 0: no-cache for every cache.
+  pollSharedMaxAgeS: value<number>('POLL_SHARED_MAX_AGE_S', int().min(0).max(60).default(1)),
   corsOrigins: derived<string[]>({ CORS_ORIGINS: Joi.string().allow('').default('') }, (v) =>
     (v.CORS_ORIGINS as string)
       .split(',')

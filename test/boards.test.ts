@@ -22,7 +22,12 @@ describe('boards and windows', function () {
   const store = isolatedStore('boards');
   let a: Instance;
   let b: Instance;
-  const fast = { SNAPSHOT_TICK_MS: '100', MIRROR_SYNC_INTERVAL_MS: '200', BOARDS_MISS_RELOAD_MS: '0' };
+  const fast = {
+    SNAPSHOT_TICK_MS: '100',
+    MIRROR_SYNC_INTERVAL_MS: '200',
+    BOARDS_MISS_RELOAD_MS: '0',
+    CLOSED_CYCLE_GRACE_MS: '2000',
+  };
 
   before(async () => {
     a = await startInstance({ ...store.env, ...fast });
@@ -516,6 +521,13 @@ describe('boards and windows', function () {
       `/api/v1/boards/minute/users/${u}?window=min&at=${encodeURIComponent(cycle)}`,
     );
     expect(standing.body).to.include({ score: 42, rank: 1, cycle });
+
+    // The closed minute leaves Redis CLOSED_CYCLE_GRACE_MS (here 2 s) after its end; MySQL keeps it.
+    const closedKey = redisKeys(store.prefix).cycle('minute', 'min', cycle).scores;
+    await eventually(async () => (await a.redis.exists(closedKey)) === 0, 6000, 200);
+    expect((await top(a, 'minute', `?window=min&at=${encodeURIComponent(cycle)}`)).text).to.equal(
+      archived.text,
+    );
 
     // The closed cycle is immutable: new points land in the new minute, the archive stays as it was.
     await give(a, u, 'minute', 5);

@@ -203,6 +203,8 @@ describe('operations', function () {
       });
       try {
         expect((await app.request.get('/healthz')).body).to.deep.equal({ status: 'ok' });
+        // Redis answers through the proxy a moment after start on a loaded machine.
+        await eventually(async () => (await app.request.get('/readyz')).body.redis === 'up', 5000);
         expect((await app.request.get('/readyz')).body).to.deep.include({
           status: 'ready',
           mysql: 'up',

@@ -54,13 +54,34 @@ describe('top-N snapshot', function () {
     await add(a, uniqueUser('head'), 5);
     const res = await a.request.get('/api/scores/top');
     expect(res.headers.etag).to.match(/^"[A-Za-z0-9_-]+"$/);
-    expect(res.headers['cache-control']).to.equal('no-cache');
+    // Shared caches may keep it POLL_SHARED_MAX_AGE_S (1 s by default); browsers revalidate every poll.
+    expect(res.headers['cache-control']).to.equal('public, max-age=0, s-maxage=1, stale-while-revalidate=1');
     expect(res.headers['x-poll-interval']).to.equal('5');
     expect(res.headers['content-type']).to.match(/^application\/json/);
     const head = await a.request.head('/api/v1/scores/top');
     expect(head.status).to.equal(200);
     expect(head.headers.etag).to.equal(res.headers.etag);
     expect(head.text ?? '').to.equal('');
+  });
+
+  it('POLL_SHARED_MAX_AGE_S=0 keeps every cache revalidating (no-cache), and any value is in s-maxage', async () => {
+    for (const [value, header] of [
+      ['0', 'no-cache'],
+      ['5', 'public, max-age=0, s-maxage=5, stale-while-revalidate=5'],
+    ]) {
+      const c = await start({ POLL_SHARED_MAX_AGE_S: value });
+      try {
+        for (const path of ['/api/v1/scores/top', '/api/v1/boards/global/top?window=day']) {
+          const res = await c.request.get(path);
+          expect(res.headers['cache-control'], `${value} ${path}`).to.equal(header);
+          const again = await c.request.get(path).set('If-None-Match', res.headers.etag);
+          expect(again.status).to.equal(304);
+          expect(again.headers['cache-control']).to.equal(header);
+        }
+      } finally {
+        await c.close();
+      }
+    }
   });
 
   it('answers If-None-Match per RFC 9110: exact, weak, lists and *', async () => {
@@ -70,7 +91,9 @@ describe('top-N snapshot', function () {
       expect(res.status, header).to.equal(304);
       expect(res.text ?? '').to.equal('');
       expect(res.headers.etag).to.equal(etag);
-      expect(res.headers['cache-control']).to.equal('no-cache');
+      expect(res.headers['cache-control']).to.equal(
+        'public, max-age=0, s-maxage=1, stale-while-revalidate=1',
+      );
       expect(res.headers['x-poll-interval']).to.equal('5');
     }
     for (const header of ['"nope"', 'W/"nope", "other"', etag.slice(1, -1)]) {

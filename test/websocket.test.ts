@@ -209,7 +209,7 @@ describe('WebSocket (/ws/scores, /api/v1/ws)', function () {
     const hostile = 'q"uote\\ back\nline\u2028ls"},{"userId":"x"';
     await store.db('users').where({ id: user }).update({ display_name: hostile });
     const c = connect(wsUrl(a));
-    await eventually(() => c.messages.length === 1);
+    await eventually(() => c.messages.length >= 1);
     await addToTop(a, user); // a change, so the new name is read
     await eventually(() => c.scoreboards().some((m) => m.includes(user) && m.includes('uote')), 3000);
     const last = JSON.parse(c.scoreboards().at(-1)!) as {

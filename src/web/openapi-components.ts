@@ -265,7 +265,7 @@ export function schemas(config: Pick<Config, 'scoreboardSize' | 'maxScoreIncreme
   };
 }
 
-export function headers(config: Pick<Config, 'pollIntervalS' | 'retryAfterS'>): Json {
+export function headers(config: Pick<Config, 'pollIntervalS' | 'retryAfterS' | 'pollSharedMaxAgeS'>): Json {
   return {
     ETag: {
       description:
@@ -273,7 +273,18 @@ export function headers(config: Pick<Config, 'pollIntervalS' | 'retryAfterS'>): 
         'same content and equals the SSE event id.',
       schema: { type: 'string', examples: ['"mT0k0cJ8bJwq0l7Qn2zv3Jw1g2E"'] },
     },
-    'Cache-Control': { schema: { type: 'string', examples: ['no-cache'] } },
+    'Cache-Control': {
+      description:
+        'On poll answers: `public, max-age=0, s-maxage=N, stale-while-revalidate=N` (N = POLL_SHARED_MAX_AGE_S; ' +
+        'browsers revalidate every poll, shared caches may keep it N seconds), or `no-cache` when N is 0.',
+      schema: {
+        type: 'string',
+        examples: [
+          `public, max-age=0, s-maxage=${config.pollSharedMaxAgeS}, stale-while-revalidate=${config.pollSharedMaxAgeS}`,
+          'no-cache',
+        ],
+      },
+    },
     'X-Poll-Interval': {
       description: 'How many seconds a polling client should wait before its next request.',
       schema: { type: 'integer', minimum: 1, examples: [config.pollIntervalS] },

@@ -12,12 +12,13 @@ const NGINX = process.env.NGINX_PATH ?? '/usr/sbin/nginx';
  * differ on a test machine: the upstream servers (our instances), the listen port, one worker, and files in
  * a temporary prefix. Stopped (and its files removed) by `close`.
  */
-export async function startNginx(upstreams: string[]) {
+export async function startNginx(upstreams: string[], opts: { pollRate?: string } = {}) {
   if (!fs.existsSync(NGINX))
     throw new Error(
       `These tests need nginx at ${NGINX}: apt-get install -y nginx (.ci/run does), or set NGINX_PATH.`,
     );
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-nginx-'));
+  fs.chmodSync(dir, 0o755); // nginx's workers (nobody, when started as root) keep the poll cache in here
   const port = await freePort();
   let conf = fs.readFileSync(path.join(__dirname, '..', '..', 'deploy', 'nginx.conf'), 'utf8');
   conf = conf
@@ -30,6 +31,11 @@ export async function startNginx(upstreams: string[]) {
     .replace(/listen 80;/, `listen 127.0.0.1:${port};`)
     .replace(/access_log \/dev\/stdout;/, `access_log ${dir}/access.log;`)
     .replace(/error_log \/dev\/stderr warn;/, `error_log ${dir}/error.log warn;`)
+    .replace(/proxy_cache_path \/var\/cache\/nginx\/scoreboard/, `proxy_cache_path ${dir}/cache`)
+    .replace(/rate=10r\/s/, `rate=${opts.pollRate ?? '10r/s'}`)
+    .replace(/limit_req zone=scoreboard_polls burst=\d+/, (m) =>
+      opts.pollRate ? 'limit_req zone=scoreboard_polls burst=100000' : m,
+    )
     .replace(/^http \{/m, `http {\n  client_body_temp_path ${dir}/body;\n  proxy_temp_path ${dir}/proxy;`);
   fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
   const child = spawn(

@@ -12,7 +12,7 @@ import type { Board } from '../boards/store';
 import type { Mirror, Standing } from '../cache/mirror';
 import type { BoardWindows } from '../snapshot/board-windows';
 import { readSnapshot } from '../snapshot/engine';
-import { sendSnapshot } from '../snapshot/routes';
+import { sendSnapshot, type PollCaching } from '../snapshot/routes';
 import { openStream, type StreamDeps } from '../../transports/sse/routes';
 import type { DbFallback } from './db-fallback';
 import { entriesPage, standingAround, standingInCycle, type PageEnd } from './board-queries';
@@ -79,7 +79,7 @@ export function boardReadRoutes(
     archiveGate: DbFallback<unknown>;
     stream: StreamDeps;
     size: number;
-    pollIntervalS: number;
+    caching: PollCaching;
     maxAround: number;
     maxPage: number;
     retryAfterS: number;
@@ -136,13 +136,13 @@ export function boardReadRoutes(
       await feed.snapshot.start(); // at once when warm; a cold board window reads its first snapshot here
       if (!feed.snapshot.hasData())
         throw unavailable('This board window is not loaded yet.', deps.retryAfterS);
-      return sendSnapshot(ctx, feed.snapshot.current(), deps.pollIntervalS);
+      return sendSnapshot(ctx, feed.snapshot.current(), deps.caching);
     }
     const snap = await gated(deps.archiveGate, `top:${refKey(ref)}`, () =>
       readSnapshot(deps.db, deps.size, ref),
     );
     ctx.set('X-Cycle', ref.cycle.name);
-    sendSnapshot(ctx, snap, deps.pollIntervalS);
+    sendSnapshot(ctx, snap, deps.caching);
   });
 
   router.get('/boards/:boardId/stream', async (ctx) => {
