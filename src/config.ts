@@ -36,12 +36,31 @@ const table = {
   ),
   databasePoolMax: value<number>('DATABASE_POOL_MAX', int().min(1).max(500).default(10)),
   databaseTimeoutMs: value<number>('DATABASE_TIMEOUT_MS', int().min(100).default(2000)),
-  redisUrl: value<string>(
-    'REDIS_URL',
-    Joi.string()
-      .uri({ scheme: ['redis', 'rediss'] })
-      .default('redis://127.0.0.1:6379/0'),
+  // One Redis mode at a time: REDIS_URL (one server; rediss:// for TLS), or REDIS_SENTINELS (ioredis asks the
+  // sentinels for the primary of REDIS_SENTINEL_NAME and follows failovers).
+  redisUrl: derived<string>(
+    { REDIS_URL: Joi.string().uri({ scheme: ['redis', 'rediss'] }) },
+    (v) => (v.REDIS_URL as string | undefined) ?? 'redis://127.0.0.1:6379/0',
   ),
+  redis: {
+    sentinels: derived<Array<{ host: string; port: number }> | undefined>(
+      { REDIS_SENTINELS: Joi.string().pattern(/^[^\s,:]+:\d{1,5}(,[^\s,:]+:\d{1,5})*$/, 'host:port,...') },
+      (v) =>
+        (v.REDIS_SENTINELS as string | undefined)?.split(',').map((hp) => {
+          const i = hp.lastIndexOf(':');
+          return { host: hp.slice(0, i), port: Number(hp.slice(i + 1)) };
+        }),
+    ),
+    sentinelName: value<string>('REDIS_SENTINEL_NAME', Joi.string().max(200).default('mymaster')),
+    sentinelPassword: optional<string>('REDIS_SENTINEL_PASSWORD', Joi.string().max(512)),
+    // AUTH / ACL for the data nodes in either mode (a REDIS_URL may carry them too).
+    username: optional<string>('REDIS_USERNAME', Joi.string().max(200)),
+    password: optional<string>('REDIS_PASSWORD', Joi.string().max(512)),
+    // TLS to the data nodes and the sentinels in sentinel mode (REDIS_URL says rediss:// instead), with an
+    // optional CA bundle for a private CA (either mode).
+    tls: value<boolean>('REDIS_TLS', Joi.boolean().default(false)),
+    tlsCaFile: optional<string>('REDIS_TLS_CA_FILE', Joi.string()),
+  },
   redisPrefix: value<string>('REDIS_PREFIX', Joi.string().min(1).max(64).default('scoreboard:')),
   redisTimeoutMs: value<number>('REDIS_TIMEOUT_MS', int().min(10).default(500)),
   jwt: {
@@ -294,6 +313,10 @@ const schema = Joi.object(rulesOf(table))
     'object.and': 'set both "TLS_CERT_FILE" and "TLS_KEY_FILE", or neither',
   })
   .custom((env: Record<string, unknown>, helpers) => {
+    if (env.REDIS_URL !== undefined && env.REDIS_SENTINELS !== undefined)
+      return helpers.message({
+        custom: 'set only one of "REDIS_URL" and "REDIS_SENTINELS" (one Redis mode at a time)',
+      });
     if (!KEY_MODES.some((k) => env[k] !== undefined))
       return helpers.message({
         custom:
@@ -329,6 +352,16 @@ export function loadSettings(keys: string[], env: NodeJS.ProcessEnv = process.en
       `Invalid configuration:\n${error.details.map((d) => `  - ${d.message}`).join('\n')}`,
     );
   return value;
+}
+
+/** The Redis connection settings alone (for the admin commands): the same rows as the service reads. */
+export function loadRedisConfig(env: NodeJS.ProcessEnv = process.env): Pick<Config, 'redisUrl' | 'redis'> {
+  const names = Object.keys(schema.describe().keys ?? {}).filter((k) => k.startsWith('REDIS_'));
+  const v = loadSettings(names, env);
+  const { redisUrl, redis } = readTable({ redisUrl: table.redisUrl, redis: table.redis }, v);
+  if (redisUrl !== undefined && v.REDIS_URL !== undefined && redis.sentinels)
+    throw new ConfigError('Invalid configuration:\n  - set only one of "REDIS_URL" and "REDIS_SENTINELS"');
+  return { redisUrl, redis };
 }
 
 export function loadDatabaseConfig(env: NodeJS.ProcessEnv = process.env) {

@@ -11,7 +11,7 @@ import { createScoreService } from './leaderboard/write/service';
 import { createDb } from './platform/db';
 import { createLogger } from './platform/logger';
 import { createMetrics } from './platform/metrics';
-import { createRedis } from './platform/redis';
+import { closeRedis, createRedis } from './platform/redis';
 import { createStreamHub } from './transports/sse/hub';
 import { createWsHub } from './transports/ws/hub';
 import { createUpgradeHandler } from './transports/ws/upgrade';
@@ -292,8 +292,8 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
     },
     /** Last, once no request is in flight: the connections go. */
     async disconnect() {
-      redis.disconnect();
-      subscriber.disconnect();
+      closeRedis(redis);
+      closeRedis(subscriber);
       await rabbit?.close();
       await db.destroy();
     },

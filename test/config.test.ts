@@ -59,6 +59,29 @@ describe('configuration (loadConfig)', () => {
     expect(err.message.split('\n').filter((l) => l.startsWith('  - '))).to.have.length(4);
   });
 
+  it('takes one Redis mode at a time: REDIS_URL or REDIS_SENTINELS (host:port list) with a name', () => {
+    const secret = { JWT_SECRET: 'x'.repeat(32) };
+    const sentinel = loadConfig({
+      ...NAMED,
+      ...secret,
+      REDIS_SENTINELS: 'a.example:26379,10.0.0.2:26380',
+      REDIS_SENTINEL_NAME: 'scores',
+      REDIS_PASSWORD: 'pw',
+    } as NodeJS.ProcessEnv);
+    expect(sentinel.redis.sentinels).to.deep.equal([
+      { host: 'a.example', port: 26379 },
+      { host: '10.0.0.2', port: 26380 },
+    ]);
+    expect(sentinel.redis).to.include({ sentinelName: 'scores', password: 'pw', tls: false });
+    expect(loadConfig({ ...NAMED, ...secret } as NodeJS.ProcessEnv).redisUrl).to.equal(
+      'redis://127.0.0.1:6379/0',
+    );
+    expect(
+      configError({ ...secret, REDIS_URL: 'redis://x:6379', REDIS_SENTINELS: 'a:1' }).message,
+    ).to.include('set only one of "REDIS_URL" and "REDIS_SENTINELS"');
+    expect(configError({ ...secret, REDIS_SENTINELS: 'no-port' }).message).to.include('REDIS_SENTINELS');
+  });
+
   it('refuses a JWT_SECRET shorter than 32 bytes, and accepts one of 32', () => {
     expect(configError({ JWT_SECRET: 's'.repeat(31) }).message).to.match(/"JWT_SECRET".*32/);
     expect(loadConfig({ ...NAMED, JWT_SECRET: SECRET_32 } as NodeJS.ProcessEnv).jwt.key).to.equal(SECRET_32);

@@ -1,7 +1,7 @@
 import pino from 'pino';
-import { loadDatabaseConfig, loadSettings } from '../config';
+import { loadDatabaseConfig, loadRedisConfig, loadSettings } from '../config';
 import { createDb } from '../platform/db';
-import { createRedis } from '../platform/redis';
+import { closeRedis, createRedis } from '../platform/redis';
 import { createMirror } from '../leaderboard/cache/mirror';
 import { createSnapshotEngine } from '../leaderboard/snapshot/engine';
 import { createBoardRegistry } from '../leaderboard/boards/registry';
@@ -13,24 +13,20 @@ import { createBoardRegistry } from '../leaderboard/boards/registry';
  */
 async function main(): Promise<void> {
   const dbConfig = loadDatabaseConfig();
-  const s = loadSettings([
-    'REDIS_URL',
-    'REDIS_PREFIX',
-    'REDIS_TIMEOUT_MS',
-    'SCOREBOARD_SIZE',
-    'CLOSED_CYCLE_GRACE_MS',
-  ]);
+  const s = loadSettings(['REDIS_PREFIX', 'REDIS_TIMEOUT_MS', 'SCOREBOARD_SIZE', 'CLOSED_CYCLE_GRACE_MS']);
+  const { redisUrl, redis: redisMode } = loadRedisConfig();
   const logger = pino({ level: 'info' });
   const db = createDb(dbConfig);
   const redisConfig = {
-    redisUrl: s.REDIS_URL as string,
+    redisUrl,
+    redis: redisMode,
     redisTimeoutMs: Math.max(5000, s.REDIS_TIMEOUT_MS as number),
   };
   const redis = createRedis(redisConfig, logger);
   try {
     await new Promise<void>((resolve, reject) => {
       redis.once('ready', resolve);
-      setTimeout(() => reject(new Error(`Redis at ${redisConfig.redisUrl} did not answer`)), 5000).unref();
+      setTimeout(() => reject(new Error('Redis did not answer within 5 s')), 5000).unref();
     });
     const prefix = s.REDIS_PREFIX as string;
     const boards = createBoardRegistry({ db, logger, refreshMs: 3_600_000, missReloadMs: 0 });
@@ -68,7 +64,7 @@ async function main(): Promise<void> {
       }
     logger.info({ rows, windows, ms: Date.now() - started }, 'mirror and snapshots rebuilt');
   } finally {
-    redis.disconnect();
+    closeRedis(redis);
     await db.destroy();
   }
 }
