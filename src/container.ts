@@ -203,7 +203,7 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
   let depthTimer: NodeJS.Timeout | undefined;
 
   events.on('snapshotChanged', () => metrics.snapshotChanges.inc());
-  events.on('batchCommitted', (e) => e.changed && boards.markDirty(e.boards));
+  events.on('batchCommitted', (e) => e.changed && boards.markChanged(e.mirror));
   events.on('batchCommitted', (e) => metrics.observeBatch(e.outcomes.map((o) => o.kind)));
   events.on('batchCommitted', cheat.observeBatch);
   events.on('rateLimited', (e) => metrics.rateLimited.inc({ limit: e.limit }));

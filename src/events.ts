@@ -1,6 +1,7 @@
 import type { Logger } from './platform/logger';
 import type { DeltaOutcome, DeltaRequest } from './leaderboard/write/store';
 import type { Snapshot } from './leaderboard/snapshot/engine';
+import type { MirrorEntry } from './leaderboard/cache/mirror';
 
 /**
  * The few things features tell each other, typed. A feature emits what happened; whoever cares subscribes in
@@ -8,7 +9,13 @@ import type { Snapshot } from './leaderboard/snapshot/engine';
  */
 export interface EventMap {
   /** A batch of deltas committed (or was decided without a write): one outcome per request, in order. */
-  batchCommitted: { requests: DeltaRequest[]; outcomes: DeltaOutcome[]; changed: boolean; boards: string[] };
+  batchCommitted: {
+    requests: DeltaRequest[];
+    outcomes: DeltaOutcome[];
+    changed: boolean;
+    /** Every changed row: board window, cycle, user, new total, active. */
+    mirror: MirrorEntry[];
+  };
   /** A request was refused by a rate limit; `userId` for the per-user write limit. */
   rateLimited: { limit: string; userId?: string };
   /** An instance adopted a top-N snapshot with new content. */

@@ -354,3 +354,51 @@ describe('top-N snapshot', function () {
     }
   });
 });
+
+describe('top-N snapshot: commits that cannot change it', function () {
+  this.timeout(30_000);
+  const store = isolatedStore('snapshot-skip');
+  let app: Instance;
+  before(async () => {
+    app = await startInstance({ ...store.env, SNAPSHOT_TICK_MS: '100', MIRROR_SYNC_INTERVAL_MS: '200' });
+    await ensureAdmin(app.db, ADMIN, 'Snapshot Admin');
+  });
+  after(() => app.close());
+
+  it('a commit that cannot change a full top N rebuilds nothing at once, and is re-checked within a second', async () => {
+    // A full top N of big scores, then small writes by users outside it.
+    for (let i = 0; i < 10; i++) await addLots(app, uniqueUser('topfull'), 1e9 + i);
+    await eventually(
+      async () => (await top(app)).body.length === 10 && (await top(app)).body.at(-1)!.score >= 1e9,
+      3000,
+    );
+    await new Promise((r) => setTimeout(r, 1200)); // past any safety rebuild of the writes above
+    const rebuilds: number[] = [];
+    const onQuery = (q: { sql: string }) =>
+      q.sql.includes('AS max_id') && q.sql.includes('LIMIT') && rebuilds.push(Date.now());
+    app.db.on('query', onQuery);
+    try {
+      const before = await top(app);
+      const small = uniqueUser('small');
+      const wroteAt = Date.now();
+      await add(app, small, 3);
+      await new Promise((r) => setTimeout(r, 400));
+      expect(rebuilds, 'no rebuild for a commit below the top N').to.deep.equal([]);
+      await eventually(() => rebuilds.length > 0, 2500, 20);
+      expect(rebuilds[0] - wroteAt, 'the safety rebuild comes within a second or so').to.be.within(900, 2000);
+      expect((await top(app)).etag).to.equal(before.etag);
+      // A commit by a user in the top N rebuilds at once.
+      rebuilds.length = 0;
+      const leader = before.body[0].userId;
+      const res = await app.request
+        .post('/api/v1/scores/update')
+        .set('Authorization', `Bearer ${admin()}`)
+        .send({ userId: leader, scoreIncrement: 1 });
+      expect(res.status).to.equal(201);
+      await eventually(() => rebuilds.length > 0, 300, 5);
+      await eventually(async () => (await top(app)).body[0].score === before.body[0].score + 1, 1000);
+    } finally {
+      app.db.off('query', onQuery);
+    }
+  });
+});

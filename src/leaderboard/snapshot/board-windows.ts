@@ -4,7 +4,13 @@ import type { Db } from '../../platform/db';
 import { redisReady } from '../../platform/redis';
 import { redisKeys } from '../ranking';
 import type { BoardRegistry } from '../boards/registry';
-import { createSnapshotEngine, type SharedSnapshot, type Snapshot, type SnapshotEngine } from './engine';
+import {
+  createSnapshotEngine,
+  type ChangeHint,
+  type SharedSnapshot,
+  type Snapshot,
+  type SnapshotEngine,
+} from './engine';
 
 /** Where a poll or a push transport finds the live snapshot of a board window. */
 export interface BoardWindowFeed {
@@ -15,10 +21,13 @@ export interface BoardWindowFeed {
 
 const key = (board: string, window: string) => `${board}/${window}`;
 
-/** On the snapshot channel beside shared snapshots: these windows of a board changed; rebuild if you hold them. */
+/**
+ * On the snapshot channel beside shared snapshots: commits to these windows of a board (per window: user,
+ * new total, active, cycle), for the instances that hold them to judge whether to rebuild.
+ */
 interface DirtyNotice {
   dirty: string;
-  windows: string[];
+  windows: Array<{ w: string; c: Array<[string, number, boolean, string]> }>;
 }
 
 /**
@@ -32,7 +41,7 @@ export function createBoardWindows(deps: {
   redis: Redis;
   /** A dedicated connection: a subscribed Redis client can do nothing else. */
   subscriber: Redis;
-  boards: Pick<BoardRegistry, 'window' | 'get'>;
+  boards: Pick<BoardRegistry, 'window'>;
   prefix: string;
   size: number;
   tickMs: number;
@@ -84,7 +93,12 @@ export function createBoardWindows(deps: {
     try {
       const s = JSON.parse(message) as SharedSnapshot | DirtyNotice;
       if ('dirty' in s) {
-        for (const w of s.windows) live.get(key(s.dirty, w))?.feed.snapshot.markDirty();
+        for (const { w, c } of s.windows)
+          live
+            .get(key(s.dirty, w))
+            ?.feed.snapshot.markChanged(
+              c.map(([userId, score, active, cycle]) => ({ userId, score, active, cycle })),
+            );
         return;
       }
       live.get(key(s.board ?? 'global', s.window ?? 'all'))?.feed.snapshot.offerShared(s);
@@ -111,16 +125,25 @@ export function createBoardWindows(deps: {
     size: () => live.size,
     feeds: () => [...live.values()].map((l) => l.feed),
     /**
-     * Commits landed on these boards (here). Windows live here rebuild within a tick and share the result;
-     * for the others, which this instance does not keep, the instances that do are told to rebuild theirs.
+     * Commits landed here: each board window live here judges whether they can change its top N (and if so
+     * rebuilds within a tick and shares the result); the windows this instance does not keep are told to
+     * the instances that do, with the changes, to judge for themselves.
      */
-    markDirty(boards: string[]): void {
-      for (const board of boards) {
-        const elsewhere: string[] = [];
-        for (const w of deps.boards.get(board)?.windows ?? []) {
-          const held = live.get(key(board, w.name));
-          if (held) held.feed.snapshot.markDirty();
-          else elsewhere.push(w.name);
+    markChanged(entries: Array<ChangeHint & { board: string; window: string }>): void {
+      const byBoard = new Map<string, Map<string, ChangeHint[]>>();
+      for (const e of entries) {
+        let windows = byBoard.get(e.board);
+        if (!windows) byBoard.set(e.board, (windows = new Map()));
+        let list = windows.get(e.window);
+        if (!list) windows.set(e.window, (list = []));
+        list.push(e);
+      }
+      for (const [board, windows] of byBoard) {
+        const elsewhere: DirtyNotice['windows'] = [];
+        for (const [w, changes] of windows) {
+          const held = live.get(key(board, w));
+          if (held) held.feed.snapshot.markChanged(changes);
+          else elsewhere.push({ w, c: changes.map((c) => [c.userId, c.score, c.active, c.cycle]) });
         }
         if (elsewhere.length === 0 || !redisReady(deps.redis)) continue; // (without Redis each asks MySQL)
         const notice: DirtyNotice = { dirty: board, windows: elsewhere };

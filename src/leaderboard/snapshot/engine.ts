@@ -59,6 +59,17 @@ type SnapshotRedis = Redis & {
   snapshotPublish(key: string, channel: string, ...args: string[]): Promise<number>;
 };
 
+/** A committed change of one user's total in a board window (what the snapshot needs of a mirror entry). */
+export interface ChangeHint {
+  userId: string;
+  score: number;
+  active: boolean;
+  cycle: string;
+}
+
+/** The longest a commit judged unable to change the top N waits for a rebuild anyway. */
+const SAFETY_REBUILD_MS = 1000;
+
 type Order = Pick<Snapshot, 'cycleStartMs' | 'maxEventId' | 'readAtUs'>;
 export const isNewer = (a: Order, b: Order) =>
   a.cycleStartMs > b.cycleStartMs ||
@@ -163,6 +174,22 @@ export function createSnapshotEngine(deps: {
   let soon: NodeJS.Timeout | undefined; // a rebuild deferred to the end of the current tick
   let lastBuildAt = 0;
   const listeners = new Set<(s: Snapshot) => void>();
+  // What the current top N holds, to tell which commits cannot change it (see markChanged).
+  let top = { users: new Set<string>(), floor: 0, full: false };
+  let skippedAt = 0; // when a commit was judged unable to change the top N (0: none since the last rebuild)
+
+  function learnTop(s: Snapshot): void {
+    try {
+      const entries = JSON.parse(s.body.toString()) as Array<{ userId: string; score: number }>;
+      top = {
+        users: new Set(entries.map((e) => e.userId)),
+        floor: entries.length ? entries[entries.length - 1].score : 0,
+        full: entries.length >= deps.size,
+      };
+    } catch {
+      top = { users: new Set(), floor: 0, full: false }; // unreadable: every commit counts
+    }
+  }
 
   /** Adopts a snapshot only if it is newer; tells listeners only when the content changed. */
   function offer(next: Snapshot): boolean {
@@ -173,6 +200,7 @@ export function createSnapshotEngine(deps: {
     const changed = !built || next.etag !== current.etag;
     current = next;
     built = true;
+    if (changed) learnTop(current);
     adoptedAt = Date.now();
     if (changed) {
       deps.onChanged?.(current);
@@ -233,6 +261,10 @@ export function createSnapshotEngine(deps: {
 
   async function tick(): Promise<void> {
     if (cycle.end && Date.now() >= cycle.end.getTime()) rollOver();
+    // Commits judged unable to change the top N still get a rebuild within SAFETY_REBUILD_MS: the judgement
+    // used this instance's snapshot, which a concurrent change elsewhere (a correction, a ban) may have
+    // made outdated.
+    if (skippedAt && Date.now() - skippedAt >= SAFETY_REBUILD_MS) dirty = true;
     const sharing = deps.listening() && redisReady(redis);
     if (!dirty && sharing) return;
     if (!dirty && !(await changedInDatabase())) return;
@@ -244,6 +276,7 @@ export function createSnapshotEngine(deps: {
       return;
     }
     dirty = false;
+    skippedAt = 0;
     lastBuildAt = Date.now();
     await rebuild();
   }
@@ -267,6 +300,15 @@ export function createSnapshotEngine(deps: {
       });
   }
 
+  /**
+   * A local commit (or user change) happened. Rebuild right away when the last rebuild is a tick old (low
+   * latency when writes are rare); otherwise at the end of the current tick, so there is still at most one.
+   */
+  function markDirty(): void {
+    dirty = true;
+    if (!building) runTick();
+  }
+
   let started: Promise<void> | undefined;
   return {
     board,
@@ -278,13 +320,25 @@ export function createSnapshotEngine(deps: {
     age: () => Date.now() - adoptedAt,
     /** How many transports follow this board window here (the registry keeps it while any do). */
     listeners: () => listeners.size,
+    markDirty,
     /**
-     * A local commit (or user change) happened. Rebuild right away when the last rebuild is a tick old (low
-     * latency when writes are rare); otherwise at the end of the current tick, so there is still at most one.
+     * Commits to this board window, each a user's new total. Most cannot change the top N: a user outside
+     * it whose total is still at or below its last entry's (a later reach loses the tie), or who is banned.
+     * Those do not rebuild the snapshot now (under write load most commits are such, and each rebuild is a
+     * MySQL query per board window per tick); any other does, as does any commit while a rebuild runs.
      */
-    markDirty() {
-      dirty = true;
-      if (!building) runTick();
+    markChanged(changes: ChangeHint[]): void {
+      const relevant =
+        !built ||
+        building !== undefined ||
+        changes.some(
+          (c) =>
+            c.cycle !== current.cycle ||
+            top.users.has(c.userId) ||
+            (c.active && (!top.full || c.score > top.floor)),
+        );
+      if (relevant) markDirty();
+      else skippedAt ||= Date.now();
     },
     onChange(listener: (s: Snapshot) => void): () => void {
       listeners.add(listener);

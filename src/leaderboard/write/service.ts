@@ -47,8 +47,12 @@ export function createScoreService(deps: {
       throw err;
     }
     const changed = result.mirror.length > 0;
-    const boards = [...new Set(result.mirror.map((m) => m.board))];
-    deps.events.emit('batchCommitted', { requests, outcomes: result.outcomes, changed, boards });
+    deps.events.emit('batchCommitted', {
+      requests,
+      outcomes: result.outcomes,
+      changed,
+      mirror: result.mirror,
+    });
     if (changed) {
       await deps.afterCommit?.();
       await deps.mirror.apply(result.mirror);
