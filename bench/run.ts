@@ -15,18 +15,20 @@ import {
 import type { BenchContext, Row, ScenarioResult, Target } from './lib/context';
 import { ROOT } from './lib/proc';
 import { boardsScenario } from './scenarios/boards';
+import { brokerScenario } from './scenarios/broker';
 import { pollsScenario } from './scenarios/polls';
 import { scaleScenario } from './scenarios/scale';
 import { streamScenario, wsScenario } from './scenarios/stream';
 import { writesScenario } from './scenarios/writes';
 
 /**
- * `npm run bench [-- --quick] [--only=writes,polls,stream,ws,scale,boards] [--workers=N] [--seconds=S] [--profile]`
+ * `npm run bench [-- --quick] [--only=writes,polls,stream,ws,scale,boards,broker] [--workers=N] [--seconds=S]
+ * [--profile]`
  *
- * Creates its own databases (scoreboard_bench_<tag>*) and Redis prefix (sbbench:<tag>:), runs every scenario
- * against its baseline in this one run, prints a table, writes bench/results/<ISO time>.json, and removes
- * what it created. Exits 1 if a scenario failed or any request to the service errored; speed is reported,
- * never asserted.
+ * Creates its own databases (scoreboard_bench_<tag>*), Redis prefix (sbbench:<tag>:) and RabbitMQ names
+ * (sbbench.<tag>.*), runs every scenario against its baseline in this one run, prints a table, writes
+ * bench/results/<ISO time>.json, and removes what it created. Exits 1 if a scenario failed or any request to
+ * the service errored; speed is reported, never asserted.
  */
 const SCENARIOS = {
   writes: writesScenario,
@@ -35,6 +37,7 @@ const SCENARIOS = {
   ws: wsScenario,
   scale: scaleScenario,
   boards: boardsScenario,
+  broker: brokerScenario,
 };
 const USERS = 10_000;
 
@@ -71,9 +74,11 @@ async function main(): Promise<number> {
     console.log(`[${((Date.now() - startedAt.getTime()) / 1000).toFixed(0).padStart(4)} s] ${msg}`);
   const profileDir = args.profile ? fs.mkdtempSync(path.join(os.tmpdir(), 'scoreboard-profile-')) : undefined;
 
+  const cleanups: Array<() => Promise<void>> = [];
   let cleaning: Promise<void> | undefined;
   const cleanup = () =>
     (cleaning ??= (async () => {
+      for (const fn of cleanups) await fn().catch((e) => log(`cleanup failed: ${e}`));
       for (const url of databases)
         await dropBenchDatabase(url).catch((e) => log(`could not drop ${url}: ${e}`));
       await deleteKeys(redisUrl, prefix).catch((e) => log(`could not delete ${prefix}*: ${e}`));
@@ -120,6 +125,7 @@ async function main(): Promise<number> {
         tickerId: userIds[0],
       },
       database,
+      onCleanup: (fn) => cleanups.push(fn),
       log,
     };
     for (const name of args.only) {

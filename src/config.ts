@@ -245,7 +245,8 @@ const table = {
         .pattern(/^[A-Za-z0-9._@:|+=-]{1,64}$/)
         .default('broker'),
     ),
-    // Messages in flight per instance: each joins the group commit; 0 means WRITE_BATCH_MAX.
+    // Messages in flight per instance: each joins the group commit; 0 means WRITE_BATCH_MAX x (WRITE_CONCURRENCY
+    // + 1), enough to fill every batch in flight and the next one.
     prefetch: value<number>('AMQP_PREFETCH', int().min(0).max(1000).default(0)),
     // Backoff while MySQL cannot take deltas: from 200 ms, doubling, up to this.
     retryMaxMs: value<number>('AMQP_RETRY_MAX_MS', int().min(100).max(600_000).default(30_000)),
@@ -253,6 +254,8 @@ const table = {
     // The outbox relay: how often it looks for new events, and how many it publishes per round.
     relayIntervalMs: value<number>('RELAY_INTERVAL_MS', int().min(10).max(60_000).default(200)),
     relayBatch: value<number>('RELAY_BATCH', int().min(1).max(10_000).default(500)),
+    // A gap in event ids older than this is a rolled-back transaction (see src/broker/relay.ts), not a late one.
+    relayGapTimeoutMs: value<number>('RELAY_GAP_TIMEOUT_MS', int().min(100).max(600_000).default(15_000)),
   },
   // When set, /metrics answers only "Authorization: Bearer <METRICS_TOKEN>" (compared in constant time).
   metricsToken: optional<string>('METRICS_TOKEN', Joi.string().min(16).max(512)),

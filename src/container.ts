@@ -18,6 +18,7 @@ import { createUpgradeHandler } from './transports/ws/upgrade';
 import { createBoardWindows } from './leaderboard/snapshot/board-windows';
 import { clientKey } from './http/rate-limit/client-key';
 import { createSlots } from './transports/slots';
+import { createHash } from 'node:crypto';
 import { createRabbit } from './broker/rabbitmq';
 import { createIntake } from './broker/intake';
 import { createRelay } from './broker/relay';
@@ -152,7 +153,8 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
       source: rabbit.deltaSource({
         queue: config.amqp.deltasQueue,
         deadLetterQueue: config.amqp.deadLetterQueue ?? `${config.amqp.deltasQueue}.dead`,
-        prefetch: config.amqp.prefetch || config.writeBatching.maxBatch,
+        prefetch:
+          config.amqp.prefetch || config.writeBatching.maxBatch * (config.writeBatching.concurrency + 1),
       }),
       scores,
       db,
@@ -172,9 +174,10 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
     createRelay({
       db,
       sink,
-      name: `amqp:${config.amqp.eventsExchange}`,
+      name: relayName(config.amqp.eventsExchange!),
       intervalMs: config.amqp.relayIntervalMs,
       batch: config.amqp.relayBatch,
+      gapTimeoutMs: config.amqp.relayGapTimeoutMs,
       logger,
       onPublished: (n) => metrics.relayPublished.inc(n),
     });
@@ -301,3 +304,9 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
 }
 
 export type Container = ReturnType<typeof createContainer>;
+
+/** The relay's row in event_relay (64 characters at most; an exchange name may be longer). */
+const relayName = (exchange: string) =>
+  `amqp:${exchange}`.length <= 64
+    ? `amqp:${exchange}`
+    : `amqp:sha1:${createHash('sha1').update(exchange).digest('hex')}`;

@@ -8,6 +8,7 @@ import { spawnServer } from './helpers/process';
 import { rabbitNames, testRabbit, TEST_AMQP_URL } from './helpers/rabbit';
 import { startTcpProxy } from './helpers/tcp-proxy';
 import { redisKeys } from '../src/leaderboard/ranking';
+import { contiguous } from '../src/broker/relay';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -36,7 +37,72 @@ describe('message broker (RabbitMQ)', function () {
   after(async () => {
     await a?.close();
     await b?.close();
+    for (const queue of [`${names.queue}.unused`, `${names.queue}.unused.dead`])
+      await rabbit.connection.queueDelete({ queue }).catch(() => {});
+    for (const exchange of [`${names.queue}.unused.dead-letter`, `${names.exchange}.gap`])
+      await rabbit.connection.exchangeDelete({ exchange }).catch(() => {});
     await rabbit.cleanup(names);
+  });
+
+  it('the relay publishes only contiguous ids: it waits at a gap until it fills or times out', () => {
+    const row = (id: number, agoMs: number) => ({ id, created_at: new Date(10_000 - agoMs) });
+    const ids = (rows: Array<{ id: number }>) => rows.map((r) => r.id);
+    expect(ids(contiguous([row(11, 0), row(12, 0)], 10, 10_000, 1000))).to.deep.equal([11, 12]);
+    expect(ids(contiguous([row(11, 0), row(13, 0), row(14, 0)], 10, 10_000, 1000))).to.deep.equal([11]);
+    expect(ids(contiguous([row(13, 0)], 10, 10_000, 1000))).to.deep.equal([]);
+    expect(ids(contiguous([row(11, 0), row(13, 2000), row(15, 10)], 10, 10_000, 1000))).to.deep.equal([
+      11, 13,
+    ]);
+  });
+
+  it('never skips an event committed after a later one: the relay waits for it, and passes a rolled-back id', async () => {
+    const exchange = `${names.exchange}.gap`;
+    const events = rabbit.collect(`${exchange}.probe`, { exchange, routingKey: 'score.#' });
+    await events.ready;
+    const relay = await startInstance(
+      env({ AMQP_EVENTS_EXCHANGE: exchange, RELAY_INTERVAL_MS: '50', RELAY_GAP_TIMEOUT_MS: '1500' }),
+    );
+    try {
+      const [[{ head }]] = await store.db.raw('SELECT COALESCE(MAX(id), 0) AS head FROM score_events');
+      await eventually(() => new Set(events.seen.map((m) => m.messageId)).size >= Number(head), 20_000, 100);
+      const seenIds = () => events.seen.map((m) => Number(m.messageId));
+      const early = uniqueUser('gap-early');
+      const late = uniqueUser('gap-late');
+      await insertUser(store.db, early);
+      await insertUser(store.db, late);
+      const post = (u: string) =>
+        a.request
+          .post('/api/v1/scores/update')
+          .set('Authorization', `Bearer ${adminToken()}`)
+          .send({ userId: u, scoreIncrement: 1 });
+      // An event whose transaction stays open takes its id first; a later one commits before it.
+      const open = await store.db.transaction();
+      const [inserted] = await open.raw(
+        "INSERT INTO score_events (user_id, board_id, delta, score_after, actor_id) VALUES (?, 'global', 1, 1, ?)",
+        [early, early],
+      );
+      const earlyId = Number(inserted.insertId);
+      const after = await post(late);
+      expect(after.status).to.equal(201);
+      expect(after.body.eventId).to.be.above(earlyId);
+      await sleep(800);
+      expect(seenIds()).to.not.include(after.body.eventId); // waiting at the gap
+      await open.commit();
+      await eventually(() => seenIds().includes(after.body.eventId), 5000, 50);
+      expect(seenIds().indexOf(earlyId)).to.be.within(0, seenIds().indexOf(after.body.eventId) - 1);
+      // A rolled-back id never fills: after RELAY_GAP_TIMEOUT_MS the relay goes past it.
+      const doomed = await store.db.transaction();
+      await doomed.raw(
+        "INSERT INTO score_events (user_id, board_id, delta, score_after, actor_id) VALUES (?, 'global', 1, 1, ?)",
+        [early, early],
+      );
+      const next = await post(late);
+      await doomed.rollback();
+      await eventually(() => seenIds().includes(next.body.eventId), 6000, 50);
+    } finally {
+      await relay.close();
+      await events.close();
+    }
   });
 
   /** Totals per user from MySQL's global/all rows. */

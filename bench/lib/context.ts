@@ -25,6 +25,8 @@ export interface BenchContext {
   };
   /** Names a database for this run (scoreboard_bench_<tag>_<suffix>); the runner drops them all at the end. */
   database: (suffix: string) => string;
+  /** Runs `fn` when the runner cleans up (also on Ctrl-C): for what lives outside MySQL and Redis. */
+  onCleanup: (fn: () => Promise<void>) => void;
   log: (msg: string) => void;
 }
 

@@ -84,26 +84,29 @@ export function percentiles(values: ArrayLike<number>, ps: number[]): number[] {
  * Runs each measurement `rounds` times, interleaved (a, b, c, a, b, c, ...), so that drift on a shared
  * machine (other jobs starting or stopping) hits every variant alike; returns each one's median round.
  */
-export async function interleaved<K extends string>(
+export async function interleaved<K extends string, M extends Measured = Measured>(
   rounds: number,
-  runs: Record<K, () => Promise<Measured>>,
+  runs: Record<K, () => Promise<M>>,
   log: (msg: string) => void,
-): Promise<Record<K, Measured & { rounds: number[] }>> {
-  const got = {} as Record<K, Measured[]>;
+): Promise<Record<K, M & { rounds: number[] }>> {
+  const got = {} as Record<K, M[]>;
   for (let r = 1; r <= rounds; r++) {
     for (const k of Object.keys(runs) as K[]) {
       log(`  round ${r}/${rounds}: ${k}`);
       (got[k] ??= []).push(await runs[k]());
     }
   }
-  const out = {} as Record<K, Measured & { rounds: number[] }>;
+  const out = {} as Record<K, M & { rounds: number[] }>;
   for (const k of Object.keys(got) as K[])
     out[k] = { ...median(got[k]), rounds: got[k].map((m) => Math.round(m.throughput)) };
   return out;
 }
 
-/** The median round by throughput, with the errors and operations of all rounds. */
-export function median(ms: Measured[]): Measured {
+/**
+ * The median round by throughput (with whatever else that round measured), with the errors and operations of
+ * all rounds.
+ */
+export function median<M extends Measured>(ms: M[]): M {
   const sorted = [...ms].sort((a, b) => a.throughput - b.throughput);
   const mid = sorted[Math.floor((sorted.length - 1) / 2)];
   return {

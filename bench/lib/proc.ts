@@ -87,6 +87,18 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * /proc (Linux only; 0 elsewhere).
  */
 export function treeRss(pid: number): number {
+  return treeSum(pid, rssOf);
+}
+
+/**
+ * CPU time (user + system) of a process and its descendants, in seconds, from /proc (0 elsewhere). Read
+ * before and after a run, it tells a service that waits from one that is busy.
+ */
+export function treeCpuS(pid: number): number {
+  return treeSum(pid, cpuOf);
+}
+
+function treeSum(pid: number, of: (pid: number) => number): number {
   let procs: string[];
   try {
     procs = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d));
@@ -108,10 +120,21 @@ export function treeRss(pid: number): number {
   const todo = [pid];
   while (todo.length) {
     const p = todo.pop()!;
-    total += rssOf(p);
+    total += of(p);
     todo.push(...(children.get(p) ?? []));
   }
   return total;
+}
+
+/** utime + stime (fields 14 and 15 of /proc/<pid>/stat), at the usual 100 ticks per second. */
+function cpuOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
 }
 
 function rssOf(pid: number): number {

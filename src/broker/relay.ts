@@ -14,8 +14,11 @@ interface EventRow {
   created_at: Date;
 }
 
-/** The relay's MySQL named lock: whoever holds it is the one relay across every instance. */
-const LOCK = 'scoreboard.event-relay';
+/**
+ * The relay's MySQL named lock: whoever holds it is the one relay across every instance of this deployment.
+ * Named locks are server-wide, so the name covers the database and the relay target (hashed: at most 64).
+ */
+const LOCK = "CONCAT('sb-relay-', SHA1(CONCAT(DATABASE(), '/', ?)))";
 
 /**
  * The outbound half of the transactional outbox: `score_events` already holds every committed delta in id
@@ -34,6 +37,8 @@ export function createRelay(deps: {
   name: string;
   intervalMs: number;
   batch: number;
+  /** How long a gap in event ids may be an uncommitted transaction before it counts as rolled back. */
+  gapTimeoutMs: number;
   logger: Logger;
   onPublished?: (n: number) => void;
 }) {
@@ -43,11 +48,14 @@ export function createRelay(deps: {
   let running: Promise<void> | undefined;
   let stopped = false;
   const state = { leader: false, lastEventId: 0, headEventId: 0, lastRoundAt: 0 };
+  let waitingAtGap = false;
 
   async function takeLock(): Promise<boolean> {
     if (conn) return true;
     const c = (await db.client.acquireConnection()) as RawConnection;
-    const [row] = (await query(c, 'SELECT GET_LOCK(?, 0) AS got', [LOCK])) as Array<{ got: number | null }>;
+    const [row] = (await query(c, `SELECT GET_LOCK(${LOCK}, 0) AS got`, [deps.name])) as Array<{
+      got: number | null;
+    }>;
     if (row?.got === 1) {
       conn = c;
       logger.info('this instance is now the event relay');
@@ -62,7 +70,7 @@ export function createRelay(deps: {
     conn = undefined;
     state.leader = false;
     if (!c) return;
-    await query(c, 'SELECT RELEASE_LOCK(?)', [LOCK]).catch(() => undefined);
+    await query(c, `SELECT RELEASE_LOCK(${LOCK})`, [deps.name]).catch(() => undefined);
     await db.client.releaseConnection(c).catch(() => undefined);
   }
 
@@ -73,7 +81,9 @@ export function createRelay(deps: {
     }
     state.leader = true;
     // Still ours? (A connection MySQL dropped has lost the lock, and another instance may hold it now.)
-    const [mine] = (await query(conn!, 'SELECT IS_USED_LOCK(?) = CONNECTION_ID() AS mine', [LOCK])) as Array<{
+    const [mine] = (await query(conn!, `SELECT IS_USED_LOCK(${LOCK}) = CONNECTION_ID() AS mine`, [
+      deps.name,
+    ])) as Array<{
       mine: number | null;
     }>;
     if (mine?.mine !== 1) return dropLock();
@@ -92,22 +102,24 @@ export function createRelay(deps: {
        FROM score_events WHERE id > ? ORDER BY id LIMIT ?`,
       [from, deps.batch],
     );
-    const [{ head }] = await rawRows<{ head: number }>(
+    const [{ head, now }] = await rawRows<{ head: number; now: Date }>(
       db,
-      'SELECT COALESCE(MAX(id), 0) AS head FROM score_events',
+      'SELECT COALESCE(MAX(id), 0) AS head, UTC_TIMESTAMP(3) AS now FROM score_events',
     );
     state.headEventId = Number(head);
     state.lastEventId = Number(from);
-    if (rows.length === 0) return;
-    await deps.sink.publish(rows.map(toEvent));
-    const last = Number(rows[rows.length - 1].id);
+    const ready = contiguous(rows, Number(from), now.getTime(), deps.gapTimeoutMs);
+    waitingAtGap = ready.length < rows.length;
+    if (ready.length === 0) return;
+    await deps.sink.publish(ready.map(toEvent));
+    const last = Number(ready[ready.length - 1].id);
     await db.raw('UPDATE event_relay SET last_event_id = ? WHERE name = ? AND last_event_id < ?', [
       last,
       deps.name,
       last,
     ]);
     state.lastEventId = last;
-    deps.onPublished?.(rows.length);
+    deps.onPublished?.(ready.length);
   }
 
   function loop(): void {
@@ -120,7 +132,9 @@ export function createRelay(deps: {
       .finally(() => {
         state.lastRoundAt = Date.now();
         running = undefined;
-        if (!stopped) timer = setTimeout(loop, state.headEventId > state.lastEventId ? 0 : deps.intervalMs);
+        // At once while there is more to publish; a round that stopped at a gap waits the interval.
+        const more = state.headEventId > state.lastEventId && !waitingAtGap;
+        if (!stopped) timer = setTimeout(loop, more ? 0 : deps.intervalMs);
       });
   }
 
@@ -140,6 +154,31 @@ export function createRelay(deps: {
 }
 
 export type Relay = ReturnType<typeof createRelay>;
+
+/**
+ * The events that may be published now: ids are taken at INSERT, not at COMMIT, so with transactions in
+ * parallel a later id can be visible while an earlier one is still uncommitted. The relay publishes only up
+ * to the first gap, and waits there, until the gap fills or has lasted `gapTimeoutMs` (measured from the
+ * insert of the row after it, which came after the missing one's): ids of rolled-back transactions (a
+ * deadlock retry, a failed batch) never fill. No transaction of ours stays open that long (statement
+ * deadlines and the lock wait timeout bound it), so a gap that old is a rollback, not a late commit.
+ */
+export function contiguous<T extends { id: number; created_at: Date }>(
+  rows: T[],
+  from: number,
+  nowMs: number,
+  gapTimeoutMs: number,
+): T[] {
+  const out: T[] = [];
+  let expected = from + 1;
+  for (const r of rows) {
+    const id = Number(r.id);
+    if (id !== expected && nowMs - r.created_at.getTime() < gapTimeoutMs) break;
+    out.push(r);
+    expected = id + 1;
+  }
+  return out;
+}
 
 interface RawConnection {
   query(sql: string, values: unknown[], cb: (err: Error | null, rows: unknown) => void): void;
