@@ -103,8 +103,11 @@ describe("through Debian's nginx (deploy/nginx.conf)", function () {
       expect(origin / seconds, `origin polls per second (${origin} in ${seconds} s)`).to.be.below(6);
       const late = seenAt.filter((x) => x !== undefined);
       expect(late.length, 'clients that saw the write').to.equal(1000);
-      // s-maxage (1 s) plus one tick, plus the client's own poll interval (up to 1.2 s) and scheduling.
-      expect(Math.max(...late), 'slowest client to see the write (ms)').to.be.below(3000);
+      // What the cache allows: s-maxage (1 s), and as long again stale while it revalidates, plus one tick;
+      // then the client's own poll interval (up to 1.2 s), and 1.5 s for a thousand clients on two loaded cores.
+      expect(Math.max(...late), 'slowest client to see the write (ms)').to.be.below(
+        1000 + 1000 + 100 + 1200 + 1500,
+      );
     } finally {
       await cached.close();
     }
