@@ -328,6 +328,8 @@ describe('message broker (RabbitMQ)', function () {
       expect(sample.body.windows.all.score).to.equal(7);
     } finally {
       for (const p of [first, second]) p.child.kill('SIGKILL');
+      // Dead before the cleanup, or a consumer reconnecting in its last moments re-declares its queues.
+      await Promise.all([first.exited, second.exited]);
       await proxy.close();
       await events.close();
     }
