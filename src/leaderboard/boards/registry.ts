@@ -40,7 +40,6 @@ export function createBoardRegistry(deps: {
   return {
     get: (id: string) => boards.get(id),
     list: () => [...boards.values()],
-    size: () => boards.size,
     /** The board, reloading once (rate-limited) when this instance does not know it yet. */
     async find(id: string): Promise<Board | undefined> {
       const known = boards.get(id);

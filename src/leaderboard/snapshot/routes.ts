@@ -21,6 +21,20 @@ export const pollCacheControl = (sharedMaxAgeS: number) =>
     ? `public, max-age=0, s-maxage=${sharedMaxAgeS}, stale-while-revalidate=${sharedMaxAgeS}`
     : 'no-cache';
 
+// The header values of each caching setting, built once (polls are the hottest request), not per answer.
+const built = new WeakMap<PollCaching, { cacheControl: string; pollInterval: string }>();
+function headersOf(caching: PollCaching) {
+  let headers = built.get(caching);
+  if (!headers) {
+    headers = {
+      cacheControl: pollCacheControl(caching.sharedMaxAgeS),
+      pollInterval: String(caching.pollIntervalS),
+    };
+    built.set(caching, headers);
+  }
+  return headers;
+}
+
 /** Answers a top-N read with a snapshot: its bytes, strong ETag, 304 on a match, the poll interval. */
 export function sendSnapshot(
   ctx: Context,
@@ -28,8 +42,9 @@ export function sendSnapshot(
   caching: PollCaching,
 ): void {
   ctx.set('ETag', snap.etag);
-  ctx.set('Cache-Control', pollCacheControl(caching.sharedMaxAgeS));
-  ctx.set('X-Poll-Interval', String(caching.pollIntervalS));
+  const headers = headersOf(caching);
+  ctx.set('Cache-Control', headers.cacheControl);
+  ctx.set('X-Poll-Interval', headers.pollInterval);
   if (ifNoneMatchHits(ctx.get('if-none-match'), snap.etag)) {
     ctx.status = 304;
     return;

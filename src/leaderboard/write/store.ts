@@ -309,15 +309,14 @@ async function writeAndCommit(
   changed: Array<{ target: Target; scores: number[] }>,
   now: Date,
 ): Promise<number[]> {
-  const byTarget = new Map<Target, number[]>(changed.map((c) => [c.target, []]));
-  accepted.forEach(({ req }, i) => {
-    const t = changed.find((c) => c.target.userId === req.userId && c.target.boardId === req.boardId)!.target;
-    byTarget.get(t)!.push(i);
-  });
+  const byTarget = new Map<string, number[]>(
+    changed.map((c) => [userBoardKey(c.target.userId, c.target.boardId), []]),
+  );
+  accepted.forEach(({ req }, i) => byTarget.get(userBoardKey(req.userId, req.boardId))!.push(i));
   const statements: Statement[] = [];
   const eventAt: number[] = []; // accepted index -> statement index
   for (const { target: t, scores } of changed) {
-    for (const i of byTarget.get(t)!) {
+    for (const i of byTarget.get(userBoardKey(t.userId, t.boardId))!) {
       const { req, scoresAfter } = accepted[i];
       const first = results[i][t.windows[0].name];
       eventAt[i] = statements.length;
