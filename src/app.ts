@@ -5,7 +5,6 @@ import { cheatRoutes } from './cheat/routes';
 import { problemMiddleware } from './http/errors';
 import { metricsMiddleware } from './platform/metrics';
 import { opsRoutes } from './ops/routes';
-import { redisKeys } from './leaderboard/ranking';
 import { clientKey } from './http/rate-limit/client-key';
 import { createLimiter } from './http/rate-limit/limiter';
 import { requestContext } from './http/request-context';
@@ -67,15 +66,6 @@ export function createApp(deps: AppDeps): Koa {
   app.proxy = config.trustProxyHops > 0;
   app.maxIpsCount = config.trustProxyHops;
 
-  const writeLimit = createLimiter({
-    name: 'writes',
-    max: config.rateLimit.writesPerMin,
-    durationMs: 60_000,
-    id: (ctx) => ctx.state.userId ?? false,
-    redis: { client: deps.redis, namespace: redisKeys(config.redisPrefix).writeLimit },
-    logger,
-    onLimited: (ctx) => deps.events.emit('rateLimited', { limit: 'writes', userId: ctx.state.userId }),
-  });
   // Reads are limited per instance, in memory: a poll must touch neither MySQL nor Redis (see README).
   const readLimit = createLimiter({
     name: 'reads',
@@ -83,13 +73,9 @@ export function createApp(deps: AppDeps): Koa {
     durationMs: 60_000,
     // The same key the stream slots use (src/http/rate-limit/client-key.ts): IPv6 by network, IPv4 by address.
     id: (ctx) => clientKey(ctx.ip, config.rateLimit.ipv6Prefix),
-    logger,
     onLimited: () => deps.events.emit('rateLimited', { limit: 'reads' }),
   });
-  setInterval(() => {
-    readLimit.sweep();
-    writeLimit.sweep();
-  }, 60_000).unref();
+  setInterval(() => readLimit.sweep(), 60_000).unref();
 
   app.use(requestContext(logger));
   app.use(metricsMiddleware(deps.metrics));
@@ -169,9 +155,9 @@ export function createApp(deps: AppDeps): Koa {
     scoreWriteRoutes(api, {
       loadCaller: deps.loadCaller,
       verifyToken: deps.verifyToken,
-      writeLimit,
       scores: deps.scores,
       findBoard: deps.boardRegistry.find,
+      autoProvision: config.autoProvisionUsers,
       maxScoreIncrement: config.maxScoreIncrement,
       maxBodyBytes: config.maxBodyBytes,
       retryAfterS: config.retryAfterS,

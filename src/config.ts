@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import Joi from 'joi';
 import { derived, optional, readTable, rulesOf, value, type Resolve } from './config/table';
 
@@ -272,7 +273,17 @@ const table = {
     (v) => (v.TRUST_PROXY === true ? 1 : v.TRUST_PROXY === false ? 0 : (v.TRUST_PROXY as number)),
   ),
   requestTimeoutMs: value<number>('REQUEST_TIMEOUT_MS', int().min(1000).default(10_000)),
-  workers: value<number>('WORKERS', int().min(1).max(64).default(1)),
+  // In production one process per CPU (the write path's JSON, JWT and joi work is CPU-bound per request);
+  // elsewhere one, so a dev server, tests and the bench decide for themselves.
+  workers: value<number>(
+    'WORKERS',
+    int()
+      .min(1)
+      .max(64)
+      .default((env: Record<string, unknown>) =>
+        (env.NODE_ENV ?? 'production') === 'production' ? Math.min(64, availableParallelism()) : 1,
+      ),
+  ),
   tls: derived<{ certFile: string; keyFile: string } | undefined>(
     { TLS_CERT_FILE: Joi.string(), TLS_KEY_FILE: Joi.string() },
     (v) =>

@@ -8,6 +8,8 @@ import { createMirror } from './leaderboard/cache/mirror';
 import { createDbFallback } from './leaderboard/read/db-fallback';
 import { createBoardRegistry } from './leaderboard/boards/registry';
 import { createScoreService } from './leaderboard/write/service';
+import { createWriteLimiter } from './leaderboard/write/write-limit';
+import { redisKeys } from './leaderboard/ranking';
 import { createDb } from './platform/db';
 import { createLogger } from './platform/logger';
 import { createMetrics } from './platform/metrics';
@@ -88,9 +90,20 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
     metrics,
     queueMax: config.cheatFlagQueueMax,
   });
+  // The per-user write limit, decided per batch (src/leaderboard/write/write-limit.ts).
+  const writeLimiter = createWriteLimiter({
+    redis,
+    namespace: redisKeys(config.redisPrefix).writeLimit,
+    max: config.rateLimit.writesPerMin,
+    windowMs: 60_000,
+    logger,
+  });
+  const limiterSweep = setInterval(() => writeLimiter.sweep(), 60_000);
+  limiterSweep.unref();
   const scores = createScoreService({
     db,
     mirror,
+    limiter: writeLimiter,
     windowsOf: (id) => boardRegistry.get(id)?.windows,
     logger,
     batching: config.writeBatching,
@@ -282,6 +295,7 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
       hub.close();
       ws.close();
       clearInterval(depthTimer);
+      clearInterval(limiterSweep);
       // Stop taking broker messages first; the ones in hand finish (commit) and are acknowledged.
       await intake?.stop();
       await scores.drain();

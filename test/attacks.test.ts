@@ -1091,14 +1091,18 @@ describe('security hardening: limits and cost', function () {
     }
 
     it('a flag MySQL refuses (user never provisioned) keeps Redis in use and is saved once the user exists', async () => {
-      const c = await startInstance({ RATE_LIMIT_WRITES_PER_MIN: '1', RATE_LIMIT_FLAG_AFTER: '1' });
+      const c = await startInstance({
+        RATE_LIMIT_WRITES_PER_MIN: '1',
+        RATE_LIMIT_FLAG_AFTER: '1',
+        AUTO_PROVISION_USERS: 'false',
+      });
       try {
         await eventually(() => c.services.mirror.isReady());
         const u = uniqueUser('ghost');
         const redisErrors = await counter(c.services.metrics.redisErrors);
-        // A malformed first write uses the budget without provisioning the user; the next one is limited,
-        // which raises a flag for a user MySQL does not know yet.
-        expect((await post(c, tokenFor(u), { scoreIncrement: 'lots' })).status).to.equal(400);
+        // Without provisioning, the first write uses the budget and is refused (an unregistered caller); the
+        // next one is limited, which raises a flag for a user MySQL does not know.
+        expectProblem(await post(c, tokenFor(u), { scoreIncrement: 1 }), 403);
         expect(await mysqlUser(db, u)).to.equal(undefined);
         expectProblem(await post(c, tokenFor(u), { scoreIncrement: 1 }), 429);
         const failures = c.services.metrics.cheatFlagSaveFailures;
@@ -1106,9 +1110,8 @@ describe('security hardening: limits and cost', function () {
         expect(redisReady(c.redis), 'a MySQL error does not mark Redis as failing').to.equal(true);
         expect(await counter(c.services.metrics.redisErrors)).to.equal(redisErrors);
         expect(c.services.cheat.pending()).to.equal(1);
-        // The user's row appears (any authenticated request provisions it); the queued flag is then saved.
-        await c.request.get('/api/v1/admin/flags').set('Authorization', `Bearer ${tokenFor(u)}`);
-        expect(await mysqlUser(db, u)).to.not.equal(undefined);
+        // The user's row appears (an operator registers them); the queued flag is then saved.
+        await insertUser(db, u);
         await eventually(async () => (await c.services.cheat.list()).some((f) => f.userId === u), 5000, 100);
         expect((await c.services.cheat.list()).find((f) => f.userId === u)).to.include({
           reason: 'rate_limited',

@@ -49,17 +49,22 @@ describe('authorization cache (AUTH_CACHE_TTL_MS)', () => {
       await b?.close();
     });
 
-    it('the second write by the same user sends no users query for authorization', async () => {
+    it('writes send no users query for authorization; token routes look a user up once per TTL', async () => {
       const u = uniqueUser();
-      const first = await a.userLookups(async () =>
-        expect((await write(a, tokenFor(u), { scoreIncrement: 1 })).status).to.equal(201),
-      );
-      expect(first, 'the first write looks the user up').to.be.greaterThan(0);
-      const second = await a.userLookups(async () =>
-        expect((await write(a, tokenFor(u), { scoreIncrement: 2 })).status).to.equal(201),
-      );
-      expect(second).to.equal(0);
+      // Writes are authorized inside the batch's transaction, under the caller's row lock: no lookup beside it.
+      for (const scoreIncrement of [1, 2]) {
+        const lookups = await a.userLookups(async () =>
+          expect((await write(a, tokenFor(u), { scoreIncrement })).status).to.equal(201),
+        );
+        expect(lookups, `write of ${scoreIncrement}`).to.equal(0);
+      }
       expect(await mysqlScore(db, u)).to.equal('3');
+      const history = () =>
+        a.request.get(`/api/v1/scores/users/${u}/events`).set('Authorization', `Bearer ${tokenFor(u)}`);
+      const first = await a.userLookups(async () => expect((await history()).status).to.equal(200));
+      expect(first, 'the first history read looks the user up').to.be.greaterThan(0);
+      const second = await a.userLookups(async () => expect((await history()).status).to.equal(200));
+      expect(second, 'the second is answered from the cache').to.equal(0);
     });
 
     it("a ban through one instance blocks the next write on another at once, though the other's cache is warm", async () => {

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { generateKeyPairSync } from 'node:crypto';
 import { expect } from 'chai';
 import { ConfigError, loadConfig } from '../src/config';
@@ -29,6 +30,17 @@ describe('configuration (loadConfig)', () => {
       maxScoreIncrement: 1000,
     });
     expect(config.jwt).to.include({ algorithm: 'HS256', key: SECRET_32, clockToleranceS: 30 });
+  });
+
+  it('runs one worker per CPU in production, one elsewhere, and what WORKERS says', () => {
+    const env = { ...NAMED, JWT_SECRET: SECRET_32 } as NodeJS.ProcessEnv;
+    expect(loadConfig(env).workers).to.equal(Math.min(64, availableParallelism()));
+    expect(loadConfig({ ...env, NODE_ENV: 'production' }).workers).to.equal(
+      Math.min(64, availableParallelism()),
+    );
+    expect(loadConfig({ ...env, NODE_ENV: 'development' }).workers).to.equal(1);
+    expect(loadConfig({ ...env, NODE_ENV: 'test' }).workers).to.equal(1);
+    expect(loadConfig({ ...env, WORKERS: '3' }).workers).to.equal(3);
   });
 
   it('reads the environment, converting types', () => {

@@ -6,7 +6,6 @@ import { isDatabaseUnavailable } from '../http/errors';
 import { BOARD_ID_PATTERN } from '../leaderboard/boards/schemas';
 import { ACTION_ID } from '../leaderboard/write/schemas';
 import type { ScoreService } from '../leaderboard/write/service';
-import { provisionUser } from '../users/store';
 import type { DeltaSource, Disposition } from './ports';
 
 /**
@@ -52,7 +51,6 @@ export function createIntake(deps: {
   onOutcome?: (outcome: keyof IntakeCounts) => void;
 }) {
   const counts: IntakeCounts = { applied: 0, replayed: 0, dead: 0, retried: 0 };
-  const known = new Set<string>(); // users known to exist (bounded: cleared when it grows past 100k)
   let failures = 0; // consecutive availability failures, for the backoff
   const count = (k: keyof IntakeCounts) => {
     counts[k]++;
@@ -70,13 +68,6 @@ export function createIntake(deps: {
     return body;
   }
 
-  async function ensureUser(id: string): Promise<void> {
-    if (known.has(id) || !deps.autoProvision) return;
-    await provisionUser(deps.db, { id, displayName: id });
-    if (known.size > 100_000) known.clear();
-    known.add(id);
-  }
-
   const dead = (reason: string): Disposition => (count('dead'), { kind: 'dead', reason });
 
   async function handle(body: unknown): Promise<Disposition> {
@@ -86,14 +77,14 @@ export function createIntake(deps: {
     if (error) return dead(`invalid: ${error.details.map((d) => d.message).join('; ')}`);
     try {
       if (!(await deps.findBoard(m.boardId))) return dead('unknown_board');
-      await ensureUser(m.userId);
       const outcome = await deps.scores.submit({
         userId: m.userId,
         boardId: m.boardId,
         delta: m.scoreIncrement,
         actionId: m.actionId,
         actorId: deps.actorId,
-        actorIsAdmin: false, // no role to re-check: the broker's credentials are the authority
+        authority: 'trusted', // no role to check: the broker's credentials are the authority
+        provision: deps.autoProvision ? { id: m.userId, displayName: m.userId } : undefined,
       });
       if (outcome.kind === 'overloaded') return retryLater('the write queue is full');
       failures = 0;

@@ -40,11 +40,18 @@ export async function findUser(db: Db, id: string): Promise<User | undefined> {
  * Always as a player: admins are made by an admin or by the operator's command, never by a token.
  */
 export async function provisionUser(db: Db, user: Pick<User, 'id' | 'displayName'>): Promise<User> {
-  await db.raw(
-    "INSERT INTO users (id, display_name, role) VALUES (?, ?, 'player') ON DUPLICATE KEY UPDATE id = id",
-    [user.id, user.displayName],
-  );
+  await provisionUsers(db, [user]);
   return (await findUser(db, user.id))!;
+}
+
+/** Creates the users that are missing, as players, in one autocommit statement (in id order, like every lock). */
+export async function provisionUsers(db: Db, users: Array<Pick<User, 'id' | 'displayName'>>): Promise<void> {
+  const sorted = [...users].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  await db.raw(
+    `INSERT INTO users (id, display_name, role) VALUES ${sorted.map(() => "(?, ?, 'player')").join(', ')}
+     ON DUPLICATE KEY UPDATE id = id`,
+    sorted.flatMap((u) => [u.id, u.displayName]),
+  );
 }
 
 export interface UserChanges {

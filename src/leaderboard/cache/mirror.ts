@@ -5,7 +5,7 @@ import { IN_CYCLE_SQL, redisKeys } from '../ranking';
 import { ALL_CYCLE, ALL_CYCLE_START, cycleAt, cycleName } from '../boards/cycles';
 import { USER_LIVE_ROWS } from '../../users/store';
 import type { BoardRegistry } from '../boards/registry';
-import { APPLY, LOOKUP, RANKS } from './mirror-scripts';
+import { APPLY, LOOKUP } from './mirror-scripts';
 import { markRedisFailure, redisReady } from '../../platform/redis';
 
 /**
@@ -29,8 +29,7 @@ export interface MirrorEntry {
 const REBUILD_CHUNK = 5000;
 
 type MirrorRedis = Redis & {
-  mirrorApply(...keysAndArgs: string[]): Promise<number>;
-  mirrorRanks(...keysAndArgs: string[]): Promise<number[]>;
+  mirrorApply(...keysAndArgs: string[]): Promise<number[]>;
   mirrorLookup(zset: string, names: string, userId: string): Promise<[string, number, string | null] | null>;
 };
 
@@ -42,25 +41,16 @@ export interface Standing {
 
 export type Lookup = { kind: 'found'; standing: Standing } | { kind: 'absent' } | { kind: 'unknown' };
 
-export interface RankQuery {
-  userId: string;
-  score: number;
-}
-
-/** The ranks to find in one cycle: the batch's users there at their new scores, and the scores to rank. */
-export interface RankGroup {
-  board: string;
-  window: string;
-  cycle: string;
-  pending: Array<{ userId: string; score: number; active: boolean }>;
-  queries: RankQuery[];
-}
-
 /** A cycle by name, as the mirror's keys name it. */
 export interface CycleName {
   board: string;
   window: string;
   cycle: string;
+}
+
+/** A committed total to rank in one cycle: one plus the active users Redis holds strictly above it. */
+export interface RankQuery extends CycleName {
+  score: number;
 }
 
 export function createMirror(deps: {
@@ -79,7 +69,6 @@ export function createMirror(deps: {
   const redis = deps.redis as MirrorRedis;
   // The script names its keys through ARGV counts: ioredis takes the number of keys as the first argument.
   redis.defineCommand('mirrorApply', { lua: APPLY });
-  redis.defineCommand('mirrorRanks', { lua: RANKS });
   redis.defineCommand('mirrorLookup', { numberOfKeys: 2, lua: LOOKUP });
   const named = redisKeys(prefix);
   const keys = { names: named.names, ready: named.mirrorReady };
@@ -93,24 +82,44 @@ export function createMirror(deps: {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
 
-  async function apply(entries: MirrorEntry[]): Promise<boolean> {
-    if (entries.length === 0) return true;
+  /**
+   * Writes committed rows into Redis and, in the same script call, ranks committed totals there. Answers
+   * the ranks (in query order), `[]` without queries; null when the rows could not be written (catch-up
+   * repairs them) or the ranks cannot be trusted (the mirror is not complete yet): ask MySQL then.
+   */
+  async function applyAndRank(entries: MirrorEntry[], queries: RankQuery[]): Promise<number[] | null> {
+    const complete = ready; // ranks count only against a complete mirror
+    const ranks = await send(entries, queries);
+    return ranks && complete ? ranks : null;
+  }
+
+  /** Writes committed rows into Redis; false when they could not be written (catch-up repairs them). */
+  const apply = async (entries: MirrorEntry[]) => (await send(entries, [])) !== undefined;
+
+  /** The script call: the ranks, or undefined when it failed (then the rows count as lost). */
+  async function send(entries: MirrorEntry[], queries: RankQuery[]): Promise<number[] | undefined> {
+    if (entries.length === 0 && queries.length === 0) return [];
     if (!redisReady(redis)) {
       failures++; // the catch-up scan will copy these rows once Redis answers again
-      return false;
+      return undefined;
     }
     try {
       const now = Date.now();
       const cycles = new Map<string, { index: number; keys: string[]; expireAt: number }>();
+      const cycleOf = (c: CycleName, expireAt: number) => {
+        const k = cycleKeys(c);
+        let found = cycles.get(k.scores);
+        if (!found)
+          cycles.set(k.scores, (found = { index: cycles.size, keys: [k.scores, k.versions], expireAt }));
+        found.expireAt = Math.max(found.expireAt, expireAt);
+        return found.index;
+      };
       const args: string[] = [];
       for (const e of entries) {
         const expireAt = e.cycleEnd ? Math.ceil((e.cycleEnd.getTime() + deps.graceMs) / 1000) : 0;
         if (expireAt > 0 && expireAt * 1000 <= now) continue; // a closed cycle Redis no longer holds
-        const k = cycleKeys(e);
-        let c = cycles.get(k.scores);
-        if (!c) cycles.set(k.scores, (c = { index: cycles.size, keys: [k.scores, k.versions], expireAt }));
         args.push(
-          String(c.index),
+          String(cycleOf(e, expireAt)),
           e.userId,
           String(e.score),
           String(e.version),
@@ -118,17 +127,20 @@ export function createMirror(deps: {
           e.displayName,
         );
       }
-      if (cycles.size === 0) return true;
+      const entryCount = args.length / 6;
+      for (const q of queries) args.push(String(cycleOf(q, 0)), String(q.score));
+      if (cycles.size === 0) return [];
       const list = [...cycles.values()];
-      await redis.mirrorApply(
+      const ranks = await redis.mirrorApply(
         String(1 + list.length * 2),
         keys.names,
         ...list.flatMap((c) => c.keys),
         String(list.length),
         ...list.map((c) => String(c.expireAt)),
+        String(entryCount),
         ...args,
       );
-      return true;
+      return ranks.map(Number);
     } catch (err) {
       failures++;
       markRedisFailure(redis);
@@ -136,7 +148,7 @@ export function createMirror(deps: {
         { err: (err as Error).message, users: entries.length },
         'redis mirror write failed; catch-up will repair',
       );
-      return false;
+      return undefined;
     }
   }
 
@@ -155,28 +167,6 @@ export function createMirror(deps: {
       active: r.status === 'active',
       displayName: r.display_name,
     };
-  }
-
-  /** Competition ranks from Redis, one list per group, or null when the mirror cannot be trusted right now. */
-  async function ranks(groups: RankGroup[]): Promise<number[][] | null> {
-    if (!ready || !redisReady(redis) || groups.length === 0) return null;
-    try {
-      const args: string[] = [];
-      for (const g of groups) {
-        args.push(String(g.pending.length));
-        for (const p of g.pending) args.push(p.userId, String(p.score), p.active ? '1' : '0');
-        args.push(String(g.queries.length));
-        for (const q of g.queries) args.push(q.userId, String(q.score));
-      }
-      const flat = (
-        await redis.mirrorRanks(String(groups.length), ...groups.map((g) => cycleKeys(g).scores), ...args)
-      ).map(Number);
-      let at = 0;
-      return groups.map((g) => flat.slice(at, (at += g.queries.length)));
-    } catch {
-      markRedisFailure(redis);
-      return null;
-    }
   }
 
   /**
@@ -309,8 +299,8 @@ export function createMirror(deps: {
 
   return {
     apply,
+    applyAndRank,
     syncUser,
-    ranks,
     lookup,
     rebuild,
     syncOnce,

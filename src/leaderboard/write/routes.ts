@@ -1,12 +1,12 @@
 import Router from '@koa/router';
-import type { Middleware } from 'koa';
 import type { CallerLoader } from '../../auth/caller';
-import { authenticate, type TokenVerifier } from '../../auth/tokens';
+import { authenticate, type TokenClaims, type TokenVerifier } from '../../auth/tokens';
 import { readJsonBody } from '../../http/body';
 import { badRequest, forbidden, HttpError, notFound, unavailable, unprocessable } from '../../http/errors';
 import { validate } from '../../http/validation';
 import { ACTION_ID, updateBodySchema } from './schemas';
 import type { ScoreService } from './service';
+import type { LimitDecision } from './write-limit';
 import type { RejectReason } from './store';
 
 /** What each of the store's reasons means to an HTTP caller. */
@@ -14,10 +14,14 @@ function rejection(reason: RejectReason, userId: string, boardId: string): HttpE
   switch (reason) {
     case 'unknown_board':
       return notFound(`No board "${boardId}".`);
+    case 'unknown_caller':
+      return forbidden('This user is not registered.');
     case 'actor_banned':
       return forbidden('This account is banned.');
     case 'actor_not_admin':
       return forbidden('This account is no longer an admin.');
+    case 'not_own_score':
+      return forbidden('Players may only add to their own score.');
     case 'unknown_user':
       return notFound(`User "${userId}" does not exist.`);
     case 'target_banned':
@@ -29,16 +33,33 @@ function rejection(reason: RejectReason, userId: string, boardId: string): HttpE
   }
 }
 
+/** The write limit's RateLimit-* headers (the same on 201, 200 and 429 answers). */
+const limitHeaders = (d: LimitDecision) => ({
+  'RateLimit-Limit': String(d.limit),
+  'RateLimit-Remaining': String(d.remaining),
+  'RateLimit-Reset': String(d.resetS),
+});
+
+function limitedError(d: LimitDecision): HttpError {
+  return new HttpError(
+    429,
+    'Too Many Requests',
+    `Rate limit "writes" exceeded; retry in ${d.resetS} s.`,
+    {},
+    { 'Retry-After': String(d.resetS), ...limitHeaders(d) },
+  );
+}
+
 export function scoreWriteRoutes(
   router: Router,
   deps: {
+    /** The caller's row (cached), only for an increment only admins may send. */
     loadCaller: CallerLoader;
     verifyToken: TokenVerifier;
-    /** Per-user write limit; runs after the token is verified and before any database work. */
-    writeLimit: Middleware;
     scores: ScoreService;
     /** Whether a board exists (reloading this instance's copy, rate-limited, for one created elsewhere). */
     findBoard: (id: string) => Promise<unknown>;
+    autoProvision: boolean;
     maxScoreIncrement: number;
     maxBodyBytes: number;
     retryAfterS: number;
@@ -49,22 +70,28 @@ export function scoreWriteRoutes(
     admin: updateBodySchema(deps.maxScoreIncrement, true),
   };
 
-  router.post('/scores/update', authenticate(deps.verifyToken), deps.writeLimit, async (ctx) => {
-    // Validate the shape before touching the database (malformed input never provisions a user), using the
-    // admins' rules, the wider ones; the caller's role from the database then narrows them for players.
+  router.post('/scores/update', authenticate(deps.verifyToken), async (ctx) => {
+    // Validate the shape before anything else (malformed input never provisions a user), using the admins'
+    // rules, the wider ones. A body the players' rules also allow needs no store here: the batch's
+    // transaction authorizes the caller against its row (src/leaderboard/write/rules.ts). Only an increment
+    // outside the players' range looks the caller's role up first, to answer a player 400 as before.
     const raw = await readJsonBody(ctx, deps.maxBodyBytes);
-    let body = validate(schemas.admin, raw);
+    const asPlayer = schemas.player.validate(raw, { abortEarly: false, convert: false });
+    const body = asPlayer.error ? validate(schemas.admin, raw) : asPlayer.value;
     const headerKey = ctx.get('idempotency-key') || undefined;
     if (headerKey !== undefined)
       validate(ACTION_ID.label('Idempotency-Key'), headerKey, 'Idempotency-Key header');
     if (headerKey !== undefined && body.actionId !== undefined && headerKey !== body.actionId) {
       throw badRequest('The Idempotency-Key header and the actionId field disagree.');
     }
-    const caller = await deps.loadCaller(ctx);
-    if (caller.role === 'player') body = validate(schemas.player, raw);
-    const userId = body.userId ?? caller.id;
-    if (userId !== caller.id && caller.role !== 'admin')
-      throw forbidden('Players may only add to their own score.');
+    const claims: TokenClaims = ctx.state.claims;
+    let requiresAdmin = false;
+    if (asPlayer.error) {
+      const caller = await deps.loadCaller(ctx);
+      if (caller.role === 'player') validate(schemas.player, raw);
+      requiresAdmin = true;
+    }
+    const userId = body.userId ?? claims.userId;
 
     if (!(await deps.findBoard(body.boardId))) throw notFound(`No board "${body.boardId}".`);
     const outcome = await deps.scores.submit({
@@ -72,11 +99,18 @@ export function scoreWriteRoutes(
       boardId: body.boardId,
       delta: body.scoreIncrement,
       actionId: body.actionId ?? headerKey,
-      actorId: caller.id,
-      actorIsAdmin: caller.role === 'admin',
+      actorId: claims.userId,
+      authority: 'caller',
+      requiresAdmin,
+      limitKey: claims.userId,
+      provision: deps.autoProvision
+        ? { id: claims.userId, displayName: claims.name ?? claims.userId }
+        : undefined,
     });
+    if (outcome.kind === 'limited') throw limitedError(outcome.limit);
     if (outcome.kind === 'overloaded')
       throw unavailable('Too many score updates are waiting; retry shortly.', deps.retryAfterS);
+    if (outcome.limit) ctx.set(limitHeaders(outcome.limit));
     if (outcome.kind === 'rejected') throw rejection(outcome.reason, userId, body.boardId);
     if (outcome.kind === 'replayed') ctx.set('Idempotent-Replayed', 'true');
     ctx.status = outcome.kind === 'applied' ? 201 : 200;

@@ -11,7 +11,18 @@ export interface DeltaRequest {
   delta: number;
   actionId?: string;
   actorId: string;
-  actorIsAdmin: boolean;
+  /**
+   * Who vouches for the actor. `caller`: an HTTP caller, checked under lock against its users row (it must
+   * exist and be active; writing to another user or outside the players' range takes the admin role).
+   * `trusted`: an intake whose credentials are the authority (the broker); its actor is not checked.
+   */
+  authority: 'caller' | 'trusted';
+  /** The caller was admitted as an admin (an increment only admins may send): the row must still say so. */
+  requiresAdmin?: boolean;
+  /** Per-user write limit key (the caller); none for trusted intakes. */
+  limitKey?: string;
+  /** Create this user (as a player) before the batch if it does not exist (AUTO_PROVISION_USERS). */
+  provision?: { id: string; displayName: string };
 }
 
 /** A window's cycle, total and rank after the delta. */
@@ -46,7 +57,9 @@ export type DeltaOutcome =
  */
 export type RejectReason =
   | 'unknown_board'
+  | 'unknown_caller'
   | 'actor_banned'
+  | 'not_own_score'
   | 'actor_not_admin'
   | 'unknown_user'
   | 'target_banned'
@@ -82,7 +95,7 @@ const rejected = (reason: RejectReason): DeltaOutcome => ({ kind: 'rejected', re
 
 /**
  * One decision per request, in order, against the running totals; only accepted requests become events.
- * `actors` holds every acting admin's row (targets included), `prior` the committed events by actionKey,
+ * `actors` holds every caller's row (targets included), `prior` the committed events by actionKey,
  * `totals` each (user, board)'s current totals, one per window in the board's order (0 for a new row), or
  * undefined for a board that does not exist.
  */
@@ -120,13 +133,17 @@ export function decideBatch(
   /** Rejections and replays, decided before any arithmetic. */
   function decide(req: DeltaRequest, user: LockedUser | undefined): Decision | undefined {
     if (totals(req.userId, req.boardId) === undefined) return rejected('unknown_board');
-    if (req.actorIsAdmin) {
+    let asAdmin = false;
+    if (req.authority === 'caller') {
       const actor = actors.get(req.actorId);
-      if (actor?.status !== 'active') return rejected('actor_banned');
-      if (actor.role !== 'admin') return rejected('actor_not_admin');
+      if (!actor) return rejected('unknown_caller');
+      if (actor.status !== 'active') return rejected('actor_banned');
+      asAdmin = actor.role === 'admin';
+      if (req.requiresAdmin && !asAdmin) return rejected('actor_not_admin');
+      if (req.userId !== req.actorId && !asAdmin) return rejected('not_own_score');
     }
     if (!user) return rejected('unknown_user');
-    if (user.status !== 'active' && !req.actorIsAdmin) return rejected('target_banned');
+    if (user.status !== 'active' && !asAdmin) return rejected('target_banned');
     if (req.actionId === undefined) return undefined;
     const k = actionKey(req.userId, req.actorId, req.actionId);
     const done = prior.get(k);

@@ -1,8 +1,8 @@
 import type { Db } from '../../platform/db';
-import { ABOVE_SQL, IN_CYCLE_SQL, rankFromAbove } from '../ranking';
+import { IN_CYCLE_SQL } from '../ranking';
 import { inTransaction, type Statement, type Tx } from '../../platform/pipelined-tx';
-import type { MirrorEntry, RankGroup } from '../cache/mirror';
-import { cycleAt, type Cycle } from '../boards/cycles';
+import type { MirrorEntry } from '../cache/mirror';
+import { cycleAt, cycleNamed, type Cycle } from '../boards/cycles';
 import type { BoardWindow } from '../boards/store';
 import {
   actionKey,
@@ -16,8 +16,24 @@ import {
 
 export type { DeltaOutcome, DeltaRequest, RejectReason, UpdateResult } from './rules';
 
-/** Ranks for new scores per cycle, given the batch's own pending states; null when the caller must ask MySQL. */
-export type RankSource = (groups: RankGroup[]) => Promise<number[][] | null>;
+/**
+ * A committed total to rank after commit: `result.windows[window].rank` (and `result.rank` for the board's
+ * first window) are filled in once it is known. Inactive users have no rank.
+ */
+export interface PendingRank {
+  result: UpdateResult;
+  window: string;
+  start: Date;
+  active: boolean;
+  first: boolean;
+}
+
+export interface BatchResult {
+  outcomes: DeltaOutcome[];
+  /** Every changed row, for the Redis mirror. */
+  mirror: MirrorEntry[];
+  toRank: PendingRank[];
+}
 
 /** A board's windows, or undefined for a board that does not exist. */
 export type WindowsOf = (boardId: string) => BoardWindow[] | undefined;
@@ -34,12 +50,11 @@ const MAX_ATTEMPTS = 5;
 export async function applyBatch(
   db: Db,
   requests: DeltaRequest[],
-  rankSource: RankSource,
   windowsOf: WindowsOf,
-): Promise<{ outcomes: DeltaOutcome[]; mirror: MirrorEntry[] }> {
+): Promise<BatchResult> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await inTransaction(db, (tx) => applyInTransaction(tx, requests, rankSource, windowsOf));
+      return await inTransaction(db, (tx) => applyInTransaction(tx, requests, windowsOf));
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
       if (!DEADLOCK.has(code) || attempt >= MAX_ATTEMPTS) throw err;
@@ -89,16 +104,15 @@ const rowKey = (board: string, window: string, start: Date, user: string) =>
 async function applyInTransaction(
   tx: Tx,
   requests: DeltaRequest[],
-  rankSource: RankSource,
   windowsOf: WindowsOf,
-): Promise<{ outcomes: DeltaOutcome[]; mirror: MirrorEntry[] }> {
+): Promise<BatchResult> {
   const userIds = [...new Set(requests.map((r) => r.userId))].sort();
-  // Admin rights come from a cached row (src/auth/caller.ts): re-check them here, so a ban or a demotion
-  // stops an admin's writes at once on every instance. A player acts only on their own row, locked below.
+  // Callers are authorized here, against their rows: a ban or a demotion stops their writes at once on every
+  // instance. A player acts only on their own row, locked below; an admin's row is read beside it.
   const targetIds = new Set(userIds);
-  const otherActors = [...new Set(requests.filter((r) => r.actorIsAdmin).map((r) => r.actorId))].filter(
-    (id) => !targetIds.has(id),
-  );
+  const otherActors = [
+    ...new Set(requests.filter((r) => r.authority === 'caller').map((r) => r.actorId)),
+  ].filter((id) => !targetIds.has(id));
   const keyed = requests.filter((r) => r.actionId !== undefined);
   const targets = new Map<string, Target>();
   for (const r of requests) {
@@ -162,8 +176,12 @@ async function applyInTransaction(
     });
 
   // Decide every request against the running totals (src/leaderboard/write/rules.ts).
+  const unranked = new Set<UpdateResult>();
   const prior = new Map(
-    [...existing].map(([k, e]) => [k, { delta: Number(e.delta), boardId: e.board_id, result: fromEvent(e) }]),
+    [...existing].map(([k, e]) => {
+      const result = fromEvent(e, unranked);
+      return [k, { delta: Number(e.delta), boardId: e.board_id, result }];
+    }),
   );
   const { decisions, accepted, running } = decideBatch(requests, users, actors, prior, (u, b) =>
     targets.get(userBoardKey(u, b))?.held.map((h) => h.score),
@@ -185,38 +203,61 @@ async function applyInTransaction(
     })),
   );
   let eventIds: number[] = [];
-  let windowResults: Array<Record<string, WindowResult>> = [];
-  if (accepted.length) {
-    windowResults = await rankAccepted(tx, accepted, targets, mirror, rankSource);
-    eventIds = await writeAndCommit(tx, accepted, windowResults, changed, now);
-  } else {
-    await tx.commit([]);
-  }
+  if (accepted.length) eventIds = await writeAndCommit(tx, accepted, changed, now);
+  else await tx.commit([]);
 
+  // Ranks are not known yet: they come after commit (src/leaderboard/write/post-commit.ts), so that nothing
+  // that talks to Redis runs while these row locks are held. Each applied result lists the totals to rank.
+  const toRank: PendingRank[] = [];
   const resolved: DeltaOutcome[] = [];
   decisions.forEach((o) => {
     if (o.kind === 'pending') {
-      const { req } = accepted[o.index];
-      const windows = windowResults[o.index];
-      const first = windows[windowsOf(req.boardId)![0].name];
-      resolved.push({
-        kind: 'applied',
-        result: {
-          userId: req.userId,
-          score: first.score,
-          rank: first.rank,
-          scoreIncrement: req.delta,
-          eventId: eventIds[o.index],
-          boardId: req.boardId,
-          windows,
-        },
-      });
+      const { req, scoresAfter } = accepted[o.index];
+      const t = targets.get(userBoardKey(req.userId, req.boardId))!;
+      const active = users.get(req.userId)!.status === 'active';
+      const windows = Object.fromEntries(
+        t.windows.map((w, i) => [w.name, { cycle: t.cycles[i].name, score: scoresAfter[i], rank: null }]),
+      );
+      const result: UpdateResult = {
+        userId: req.userId,
+        score: scoresAfter[0],
+        rank: null,
+        scoreIncrement: req.delta,
+        eventId: eventIds[o.index],
+        boardId: req.boardId,
+        windows,
+      };
+      t.windows.forEach((w, i) =>
+        toRank.push({ result, window: w.name, start: t.cycles[i].start, active, first: i === 0 }),
+      );
+      resolved.push({ kind: 'applied', result });
     } else if (o.kind === 'follow')
       resolved.push({ kind: 'replayed', result: (resolved[o.of] as { result: UpdateResult }).result });
-    else resolved.push(o);
+    else {
+      // A replay whose first answer's ranks were never stored (it committed moments ago, or its instance
+      // stopped before storing them) is ranked now, like a new write.
+      if (o.kind === 'replayed' && unranked.has(o.result)) {
+        const active = users.get(o.result.userId)?.status === 'active';
+        for (const [name, w] of Object.entries(o.result.windows)) {
+          const window = windowsOf(o.result.boardId)?.find((x) => x.name === name);
+          const cycle = window && cycleNamed(window.reset, w.cycle);
+          if (cycle)
+            toRank.push({
+              result: o.result,
+              window: name,
+              start: cycle.start,
+              active,
+              first: w === firstOf(o.result),
+            });
+        }
+      }
+      resolved.push(o);
+    }
   });
-  return { outcomes: resolved, mirror };
+  return { outcomes: resolved, mirror, toRank };
 }
+
+const firstOf = (r: UpdateResult) => Object.values(r.windows)[0];
 
 /** Reads the batch's score rows in the cycles that contain `at`, by primary key. */
 function scoreRowsStatement(targets: Target[], at: Date): Statement {
@@ -239,62 +280,6 @@ function scoreRowsStatement(targets: Target[], at: Date): Statement {
   };
 }
 
-/** Every accepted delta's total and rank in each window of its board, from Redis or (degraded) MySQL. */
-async function rankAccepted(
-  tx: Tx,
-  accepted: Array<{ req: DeltaRequest; scoresAfter: number[] }>,
-  targets: Map<string, Target>,
-  mirror: MirrorEntry[],
-  rankSource: RankSource,
-): Promise<Array<Record<string, WindowResult>>> {
-  const groups = new Map<string, RankGroup & { start: Date; at: Array<[number, number]> }>();
-  accepted.forEach(({ req, scoresAfter }, a) => {
-    const t = targets.get(userBoardKey(req.userId, req.boardId))!;
-    t.windows.forEach((w, i) => {
-      const k = `${t.boardId}\u0000${w.name}\u0000${t.cycles[i].name}`;
-      let g = groups.get(k);
-      if (!g) {
-        const pending = mirror
-          .filter((m) => m.board === t.boardId && m.window === w.name)
-          .map((m) => ({ userId: m.userId, score: m.score, active: m.active }));
-        const cycle = t.cycles[i];
-        groups.set(
-          k,
-          (g = {
-            board: t.boardId,
-            window: w.name,
-            cycle: cycle.name,
-            start: cycle.start,
-            pending,
-            queries: [],
-            at: [],
-          }),
-        );
-      }
-      g.queries.push({ userId: req.userId, score: scoresAfter[i] });
-      g.at.push([a, i]);
-    });
-  });
-  const list = [...groups.values()];
-  const ranks = (await rankSource(list)) ?? (await ranksFromDatabase(tx, list));
-  const out: Array<Record<string, WindowResult>> = accepted.map(() => ({}));
-  list.forEach((g, gi) =>
-    g.at.forEach(([a, i], qi) => {
-      const active = g.pending.find((p) => p.userId === accepted[a].req.userId)!.active;
-      out[a][g.window] = {
-        cycle: g.cycle,
-        score: accepted[a].scoresAfter[i],
-        rank: active ? ranks[gi][qi] : null,
-      };
-    }),
-  );
-  // Windows in the board's order, so the first one is the board's first window.
-  return out.map((r, a) => {
-    const t = targets.get(userBoardKey(accepted[a].req.userId, accepted[a].req.boardId))!;
-    return Object.fromEntries(t.windows.map((w) => [w.name, r[w.name]]));
-  });
-}
-
 /**
  * Inserts the events and the new totals and commits, in one round trip. Events are inserted one statement
  * each (to learn every id; multi-row INSERTs only promise consecutive ids under some auto-increment lock
@@ -305,7 +290,6 @@ async function rankAccepted(
 async function writeAndCommit(
   tx: Tx,
   accepted: Array<{ req: DeltaRequest; scoresAfter: number[] }>,
-  results: Array<Record<string, WindowResult>>,
   changed: Array<{ target: Target; scores: number[] }>,
   now: Date,
 ): Promise<number[]> {
@@ -318,7 +302,10 @@ async function writeAndCommit(
   for (const { target: t, scores } of changed) {
     for (const i of byTarget.get(userBoardKey(t.userId, t.boardId))!) {
       const { req, scoresAfter } = accepted[i];
-      const first = results[i][t.windows[0].name];
+      // Ranks are stored after commit (storeRanks); until then the windows carry no `rank` key.
+      const windows = Object.fromEntries(
+        t.windows.map((w, j) => [w.name, { cycle: t.cycles[j].name, score: scoresAfter[j] }]),
+      );
       eventAt[i] = statements.length;
       statements.push({
         sql: `INSERT INTO score_events (user_id, board_id, delta, score_after, rank_after, windows_after, actor_id, action_id)
@@ -328,8 +315,8 @@ async function writeAndCommit(
           req.boardId,
           req.delta,
           scoresAfter[0],
-          first.rank,
-          JSON.stringify(results[i]),
+          null,
+          JSON.stringify(windows),
           req.actorId,
           req.actionId ?? null,
         ],
@@ -355,33 +342,15 @@ async function writeAndCommit(
   return eventAt.map((s) => Number(out[s].insertId));
 }
 
-/** The MySQL answer to "how many active users are above this score", used while Redis cannot answer. */
-async function ranksFromDatabase(tx: Tx, groups: Array<RankGroup & { start: Date }>): Promise<number[][]> {
-  const statements = groups.flatMap((g) => {
-    const batchUsers = g.pending.map((p) => p.userId);
-    return g.queries.map((q) => ({
-      sql: `${ABOVE_SQL} AND s.user_id NOT IN (${placeholders(batchUsers.length)})`,
-      values: [g.board, g.window, g.start, q.score, ...batchUsers],
-    }));
-  });
-  const counts = (await tx.run(statements)) as Array<Array<{ above: number }>>;
-  let at = 0;
-  return groups.map((g) =>
-    g.queries.map((q) => {
-      const fromBatch = g.pending.filter(
-        (p) => p.userId !== q.userId && p.active && p.score > q.score,
-      ).length;
-      return rankFromAbove(Number(counts[at++][0].above) + fromBatch);
-    }),
-  );
-}
-
-function fromEvent(e: EventRow): UpdateResult {
+/** A committed event as its first answer; added to `unranked` when its ranks were never stored. */
+function fromEvent(e: EventRow, unranked: Set<UpdateResult>): UpdateResult {
   const rank = e.rank_after === null ? null : Number(e.rank_after);
   const windows = e.windows_after
     ? (JSON.parse(e.windows_after) as Record<string, WindowResult>)
     : { all: { cycle: 'all', score: Number(e.score_after), rank } }; // events from before boards: global/all
-  return {
+  const ranked = Object.values(windows).every((w) => 'rank' in w);
+  for (const w of Object.values(windows)) w.rank ??= null;
+  const result = {
     userId: e.user_id,
     score: Number(e.score_after),
     rank,
@@ -390,6 +359,8 @@ function fromEvent(e: EventRow): UpdateResult {
     boardId: e.board_id,
     windows,
   };
+  if (!ranked) unranked.add(result);
+  return result;
 }
 
 const placeholders = (n: number) => new Array(n).fill('?').join(', ');
