@@ -22,6 +22,14 @@ type ProviderAlgorithm = (typeof PROVIDER_ALGORITHMS)[number];
  */
 export const DEV_JWT_SECRET = 'dev-only-insecure-secret-never-use-in-production!!';
 
+/** A `host:port,...` list (sentinels, cluster seed nodes). */
+const HOST_PORTS = Joi.string().pattern(/^[^\s,:]+:\d{1,5}(,[^\s,:]+:\d{1,5})*$/, 'host:port,...');
+const hostPorts = (list: unknown) =>
+  (list as string | undefined)?.split(',').map((hp) => {
+    const i = hp.lastIndexOf(':');
+    return { host: hp.slice(0, i), port: Number(hp.slice(i + 1)) };
+  });
+
 const table = {
   nodeEnv: value<string>(
     'NODE_ENV',
@@ -37,20 +45,21 @@ const table = {
   ),
   databasePoolMax: value<number>('DATABASE_POOL_MAX', int().min(1).max(500).default(10)),
   databaseTimeoutMs: value<number>('DATABASE_TIMEOUT_MS', int().min(100).default(2000)),
-  // One Redis mode at a time: REDIS_URL (one server; rediss:// for TLS), or REDIS_SENTINELS (ioredis asks the
-  // sentinels for the primary of REDIS_SENTINEL_NAME and follows failovers).
+  // One Redis mode at a time: REDIS_URL (one server; rediss:// for TLS), REDIS_SENTINELS (ioredis asks the
+  // sentinels for the primary of REDIS_SENTINEL_NAME and follows failovers), or REDIS_CLUSTER_NODES (ioredis's
+  // cluster client discovers the slots from any of these nodes and follows MOVED, ASK and failovers).
   redisUrl: derived<string>(
     { REDIS_URL: Joi.string().uri({ scheme: ['redis', 'rediss'] }) },
     (v) => (v.REDIS_URL as string | undefined) ?? 'redis://127.0.0.1:6379/0',
   ),
   redis: {
     sentinels: derived<Array<{ host: string; port: number }> | undefined>(
-      { REDIS_SENTINELS: Joi.string().pattern(/^[^\s,:]+:\d{1,5}(,[^\s,:]+:\d{1,5})*$/, 'host:port,...') },
-      (v) =>
-        (v.REDIS_SENTINELS as string | undefined)?.split(',').map((hp) => {
-          const i = hp.lastIndexOf(':');
-          return { host: hp.slice(0, i), port: Number(hp.slice(i + 1)) };
-        }),
+      { REDIS_SENTINELS: HOST_PORTS },
+      (v) => hostPorts(v.REDIS_SENTINELS),
+    ),
+    clusterNodes: derived<Array<{ host: string; port: number }> | undefined>(
+      { REDIS_CLUSTER_NODES: HOST_PORTS },
+      (v) => hostPorts(v.REDIS_CLUSTER_NODES),
     ),
     sentinelName: value<string>('REDIS_SENTINEL_NAME', Joi.string().max(200).default('mymaster')),
     sentinelPassword: optional<string>('REDIS_SENTINEL_PASSWORD', Joi.string().max(512)),
@@ -318,6 +327,9 @@ export type Config = Resolve<typeof table>;
 const HMAC = ['HS256', 'HS384', 'HS512'];
 
 const KEY_MODES = ['JWT_SECRET', 'JWT_PUBLIC_KEY', 'OIDC_ISSUER', 'JWT_JWKS_URL'];
+const REDIS_MODES = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'];
+const ONE_REDIS_MODE =
+  'set only one of "REDIS_URL", "REDIS_SENTINELS" and "REDIS_CLUSTER_NODES" (one Redis mode at a time)';
 
 const schema = Joi.object(rulesOf(table))
   .oxor(...KEY_MODES)
@@ -327,10 +339,8 @@ const schema = Joi.object(rulesOf(table))
     'object.and': 'set both "TLS_CERT_FILE" and "TLS_KEY_FILE", or neither',
   })
   .custom((env: Record<string, unknown>, helpers) => {
-    if (env.REDIS_URL !== undefined && env.REDIS_SENTINELS !== undefined)
-      return helpers.message({
-        custom: 'set only one of "REDIS_URL" and "REDIS_SENTINELS" (one Redis mode at a time)',
-      });
+    if (REDIS_MODES.filter((k) => env[k] !== undefined).length > 1)
+      return helpers.message({ custom: ONE_REDIS_MODE });
     if (!KEY_MODES.some((k) => env[k] !== undefined))
       return helpers.message({
         custom:
@@ -373,8 +383,8 @@ export function loadRedisConfig(env: NodeJS.ProcessEnv = process.env): Pick<Conf
   const names = Object.keys(schema.describe().keys ?? {}).filter((k) => k.startsWith('REDIS_'));
   const v = loadSettings(names, env);
   const { redisUrl, redis } = readTable({ redisUrl: table.redisUrl, redis: table.redis }, v);
-  if (redisUrl !== undefined && v.REDIS_URL !== undefined && redis.sentinels)
-    throw new ConfigError('Invalid configuration:\n  - set only one of "REDIS_URL" and "REDIS_SENTINELS"');
+  if (REDIS_MODES.filter((k) => v[k] !== undefined).length > 1)
+    throw new ConfigError(`Invalid configuration:\n  - ${ONE_REDIS_MODE}`);
   return { redisUrl, redis };
 }
 

@@ -71,7 +71,7 @@ describe('configuration (loadConfig)', () => {
     expect(err.message.split('\n').filter((l) => l.startsWith('  - '))).to.have.length(4);
   });
 
-  it('takes one Redis mode at a time: REDIS_URL or REDIS_SENTINELS (host:port list) with a name', () => {
+  it('takes one Redis mode at a time: REDIS_URL, REDIS_SENTINELS (host:port list) with a name, or REDIS_CLUSTER_NODES', () => {
     const secret = { JWT_SECRET: 'x'.repeat(32) };
     const sentinel = loadConfig({
       ...NAMED,
@@ -88,10 +88,26 @@ describe('configuration (loadConfig)', () => {
     expect(loadConfig({ ...NAMED, ...secret } as NodeJS.ProcessEnv).redisUrl).to.equal(
       'redis://127.0.0.1:6379/0',
     );
+    const oneMode = 'set only one of "REDIS_URL", "REDIS_SENTINELS" and "REDIS_CLUSTER_NODES"';
     expect(
       configError({ ...secret, REDIS_URL: 'redis://x:6379', REDIS_SENTINELS: 'a:1' }).message,
-    ).to.include('set only one of "REDIS_URL" and "REDIS_SENTINELS"');
+    ).to.include(oneMode);
+    expect(configError({ ...secret, REDIS_SENTINELS: 'a:1', REDIS_CLUSTER_NODES: 'b:2' }).message).to.include(
+      oneMode,
+    );
     expect(configError({ ...secret, REDIS_SENTINELS: 'no-port' }).message).to.include('REDIS_SENTINELS');
+    expect(configError({ ...secret, REDIS_CLUSTER_NODES: 'x:1,bad' }).message).to.include(
+      'REDIS_CLUSTER_NODES',
+    );
+    const cluster = loadConfig({
+      ...NAMED,
+      ...secret,
+      REDIS_CLUSTER_NODES: 'n1.example:7000,10.0.0.3:7001',
+    } as NodeJS.ProcessEnv);
+    expect(cluster.redis.clusterNodes).to.deep.equal([
+      { host: 'n1.example', port: 7000 },
+      { host: '10.0.0.3', port: 7001 },
+    ]);
   });
 
   it('refuses a JWT_SECRET shorter than 32 bytes, and accepts one of 32', () => {

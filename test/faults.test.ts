@@ -332,7 +332,7 @@ describe('fault injection', function () {
         const sent = stream.events().length;
 
         // The older snapshot arrives late on the channel (a slow or out-of-order publisher somewhere).
-        await direct.publish(redisKeys(prefix).snapshot, old);
+        await direct.publish(redisKeys(prefix).snapshotChannel, old);
         await sleep(300);
         const after = await app.request.get('/api/v1/scores/top');
         expect(after.headers.etag).to.equal(current.headers.etag);

@@ -8,6 +8,7 @@ import { eventually, startInstance, type Instance } from './helpers/instance';
 import { mirrorDifferences } from './helpers/mirror';
 import { startSentinelGroup } from './helpers/redis-servers';
 import { openRawStream } from './helpers/sse';
+import { startFailoverLoad } from './helpers/failover-load';
 import { redisKeys } from '../src/leaderboard/ranking';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -50,45 +51,9 @@ describe('Redis Sentinel: failover under load', function () {
     await eventually(() => a.services.mirror.isReady() && b.services.mirror.isReady(), 10_000);
     const users = Array.from({ length: 20 }, () => uniqueUser('sent'));
     for (const u of users) await insertUser(store.db, u);
-    const acked = new Map(users.map((u) => [u, 0]));
-    let stop = false;
-    let seq = 0;
-    const pollStatuses = new Map<number, number>();
-
-    // Each delta is retried with its actionId until the service says it is recorded (201, or 200 for a
-    // replay of one whose answer was lost): the client's log is then exactly what MySQL must hold.
-    const writer = async (w: number) => {
-      while (!stop) {
-        const userId = users[Math.floor(Math.random() * users.length)];
-        const delta = 1 + Math.floor(Math.random() * 5);
-        const actionId = `sent-${w}-${seq++}`;
-        for (let attempt = 0; ; attempt++) {
-          const app = (w + attempt) % 2 ? a : b;
-          const res = await app.request
-            .post('/api/v1/scores/update')
-            .set('Authorization', `Bearer ${adminToken()}`)
-            .send({ userId, scoreIncrement: delta, actionId })
-            .catch(() => undefined);
-          if (res && (res.status === 201 || res.status === 200)) {
-            acked.set(userId, acked.get(userId)! + delta);
-            break;
-          }
-          await sleep(50);
-        }
-      }
-    };
-    const poller = async () => {
-      while (!stop) {
-        for (const app of [a, b]) {
-          const res = await app.request.get('/api/v1/scores/top');
-          pollStatuses.set(res.status, (pollStatuses.get(res.status) ?? 0) + 1);
-        }
-        await sleep(20);
-      }
-    };
     const stream = openRawStream(`${b.url}/api/v1/scores/stream`);
     await stream.ready;
-    const load = [...Array.from({ length: 6 }, (_, w) => writer(w)), poller(), poller()];
+    const load = startFailoverLoad(a, b, users, 'sent');
 
     await sleep(2000);
     const old = await group.currentPrimary();
@@ -104,21 +69,10 @@ describe('Redis Sentinel: failover under load', function () {
       .send({ userId: marker, scoreIncrement: 1e12 });
     expect(lift.status).to.equal(201);
     await eventually(() => stream.events().some((e) => e.data.includes(marker)), 5000);
-    stop = true;
-    await Promise.all(load);
+    await load.stop();
     stream.close();
 
-    // Zero acknowledged deltas lost or doubled: MySQL holds exactly the client's log.
-    const [rows] = await store.db.raw(
-      `SELECT user_id, score FROM board_scores WHERE board_id = 'global' AND window_name = 'all'
-       AND user_id IN (${users.map(() => '?').join(',')})`,
-      users,
-    );
-    const held = new Map(
-      (rows as Array<{ user_id: string; score: number }>).map((r) => [r.user_id, Number(r.score)]),
-    );
-    for (const u of users) expect(held.get(u) ?? 0, u).to.equal(acked.get(u));
-    expect([...acked.values()].reduce((x, y) => x + y, 0)).to.be.above(50);
+    await load.expectLedger(store.db);
     // The new primary's mirror equals MySQL within 10 s of the promotion.
     let differences: string[] = [];
     await eventually(
@@ -154,6 +108,6 @@ describe('Redis Sentinel: failover under load', function () {
       );
     });
     // Polls were answered from memory all along.
-    expect([...pollStatuses.keys()]).to.deep.equal([200]);
+    expect([...load.pollStatuses.keys()]).to.deep.equal([200]);
   });
 });

@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import { expect } from 'chai';
 import { deleteRunKeys, isolatedStore } from './helpers/database';
 import { addPoints } from './helpers/api';
@@ -176,8 +177,9 @@ describe('top-N snapshot', function () {
       await add(quiet, uniqueUser('steady'), 1);
       await new Promise((r) => setTimeout(r, 400)); // let the tick settle
       let redisCommands = 0;
-      const send = quiet.redis.sendCommand.bind(quiet.redis);
-      quiet.redis.sendCommand = ((...args: Parameters<typeof send>) => {
+      const client = quiet.redis as Redis;
+      const send = client.sendCommand.bind(client);
+      client.sendCommand = ((...args: Parameters<typeof send>) => {
         redisCommands++;
         return send(...args);
       }) as typeof send;

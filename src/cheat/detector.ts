@@ -1,8 +1,7 @@
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { rawRows, type Db } from '../platform/db';
 import type { Metrics } from '../platform/metrics';
-import { markRedisFailure, redisReady } from '../platform/redis';
+import { markRedisFailure, redisReady, type RedisClient } from '../platform/redis';
 import type { EventMap } from '../events';
 import { redisKeys } from '../leaderboard/ranking';
 
@@ -10,26 +9,17 @@ export type FlagReason = 'points_rate' | 'rate_limited';
 
 const ER_NO_REFERENCED_ROW = 1452; // a foreign key failed: cheat_flags.user_id names no users row
 
-// Per-user points in the current and previous minute; the sliding estimate weighs the previous minute by the
-// part of it still inside the window. A user is reported at most once per minute. ARGV[1] and ARGV[2] are the
-// key prefixes of redisKeys() (src/leaderboard/ranking.ts); keys are `<prefix><user>:<minute>`.
+// One user's points in the current and previous minute; the sliding estimate weighs the previous minute by the
+// part of it still inside the window. A user is reported at most once per minute. KEYS: this minute's count,
+// the previous minute's, this minute's flag (one slot: redisKeys() tags them by user). ARGV: points,
+// threshold, the fraction of this minute gone. Returns the rate when it newly crosses the threshold, else 0.
 const POINTS = `
-local ppm, flagged = ARGV[1], ARGV[2]
-local minute, threshold, frac = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local out = {}
-for i = 6, #ARGV, 2 do
-  local u = ARGV[i]
-  local key = ppm .. u .. ':' .. minute
-  local cur = redis.call('INCRBY', key, ARGV[i + 1])
-  redis.call('EXPIRE', key, 150)
-  local prev = tonumber(redis.call('GET', ppm .. u .. ':' .. (minute - 1)) or '0')
-  local rate = math.floor(cur + prev * (1 - frac))
-  if rate > threshold and redis.call('SET', flagged .. u .. ':' .. minute, '1', 'NX', 'EX', 150) then
-    out[#out + 1] = u
-    out[#out + 1] = tostring(rate)
-  end
-end
-return out`;
+local cur = redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], 150)
+local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
+local rate = math.floor(cur + prev * (1 - tonumber(ARGV[3])))
+if rate > tonumber(ARGV[2]) and redis.call('SET', KEYS[3], '1', 'NX', 'EX', 150) then return rate end
+return 0`;
 
 // Counts a user's 429s in a ten-minute bucket and reports the one that reaches the threshold.
 const HITS = `
@@ -37,8 +27,15 @@ local n = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], 900)
 return n`;
 
-type CheatRedis = Redis & {
-  cheatPoints(...args: string[]): Promise<string[]>;
+type CheatRedis = RedisClient & {
+  cheatPoints(
+    cur: string,
+    prev: string,
+    flagged: string,
+    points: string,
+    threshold: string,
+    frac: string,
+  ): Promise<number>;
   cheatHits(key: string): Promise<number>;
 };
 
@@ -48,7 +45,7 @@ type CheatRedis = Redis & {
  */
 export function createCheatDetector(deps: {
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   pointsPerMinute: number;
   flagAfterLimited: number;
@@ -62,7 +59,7 @@ export function createCheatDetector(deps: {
 }) {
   const redis = deps.redis as CheatRedis;
   const keys = redisKeys(deps.prefix);
-  redis.defineCommand('cheatPoints', { numberOfKeys: 0, lua: POINTS });
+  redis.defineCommand('cheatPoints', { numberOfKeys: 3, lua: POINTS });
   redis.defineCommand('cheatHits', { numberOfKeys: 1, lua: HITS });
   const maxAttempts = deps.maxAttempts ?? 6;
   const retryBaseMs = deps.retryBaseMs ?? 1000;
@@ -164,22 +161,29 @@ export function createCheatDetector(deps: {
     if (points.length === 0 || !redisReady(redis)) return;
     const now = Date.now() / 60_000;
     const minute = Math.floor(now);
-    let flagged: string[];
+    const perUser = new Map<string, number>();
+    for (const p of points) perUser.set(p.userId, (perUser.get(p.userId) ?? 0) + p.delta);
+    let rates: number[];
     try {
-      flagged = await redis.cheatPoints(
-        keys.pointsPerMinute,
-        keys.pointsFlagged,
-        String(minute),
-        String(deps.pointsPerMinute),
-        String(now - minute),
-        ...points.flatMap((p) => [p.userId, String(p.delta)]),
+      // One call per user (its keys share a slot), issued in one tick: one round trip, auto-pipelined.
+      rates = await Promise.all(
+        [...perUser].map(([u, delta]) =>
+          redis.cheatPoints(
+            keys.pointsPerMinute(u, minute),
+            keys.pointsPerMinute(u, minute - 1),
+            keys.pointsFlagged(u, minute),
+            String(delta),
+            String(deps.pointsPerMinute),
+            String(now - minute),
+          ),
+        ),
       );
     } catch (err) {
       return redisFailed(err);
     }
-    for (let i = 0; i < flagged.length; i += 2) {
-      await flag(flagged[i], 'points_rate', `${flagged[i + 1]} points in the last minute`);
-    }
+    const users = [...perUser.keys()];
+    for (const [i, rate] of rates.entries())
+      if (Number(rate) > 0) await flag(users[i], 'points_rate', `${rate} points in the last minute`);
   }
 
   return {

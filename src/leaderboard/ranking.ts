@@ -42,40 +42,46 @@ export function competitionRanks(scores: number[]): number[] {
 /**
  * Every Redis key and channel the service uses, under REDIS_PREFIX. Tests, the benchmark and the soak take
  * key names from here too, so a rename cannot silently break them.
+ *
+ * Redis Cluster: every script and multi-key command touches keys of one hash slot. A board's keys (its
+ * cycles' sorted sets and version hashes, its display-name hash, its snapshots) share the hash tag
+ * `{b:<board>}`, so the mirror script of one board is one slot and boards spread over the shards; a user's
+ * cheat counters share `{u:<user>}`; every other key is used alone. (A REDIS_PREFIX holding `{…}` puts
+ * everything in the prefix's one slot, which is still correct.)
  */
 export function redisKeys(prefix: string) {
+  const board = (id: string) => `${prefix}{b:${id}}`;
   /**
    * One cycle of a board window in the mirror: a sorted set of its active users by score, and a hash of
-   * user -> version of the row last mirrored (so the mirror never goes backwards). `global`/`all` keeps the
-   * names it had before boards existed, so an upgraded deployment's mirror stays valid.
+   * user -> version of the row last mirrored (so the mirror never goes backwards).
    */
-  const cycle = (board: string, window: string, cycleName: string) =>
-    board === 'global' && window === 'all'
-      ? { scores: `${prefix}scores`, versions: `${prefix}score-versions` }
-      : {
-          scores: `${prefix}lb:${board}:${window}:${cycleName}`,
-          versions: `${prefix}lbv:${board}:${window}:${cycleName}`,
-        };
+  const cycle = (boardId: string, window: string, cycleName: string) => ({
+    scores: `${board(boardId)}lb:${window}:${cycleName}`,
+    versions: `${board(boardId)}lbv:${window}:${cycleName}`,
+  });
+  const user = (id: string) => `${prefix}{u:${id}}`;
   return {
     cycle,
     /** `global`/`all`'s sorted set and version hash. */
     scores: cycle('global', 'all', 'all').scores,
     versions: cycle('global', 'all', 'all').versions,
-    /** Hash: user -> display name. */
-    names: `${prefix}names`,
-    /** Set while the mirror is known to be complete. */
-    mirrorReady: `${prefix}mirror:ready`,
-    /** A board window's shared top-N snapshot (string) and the channel announcing a newer one. */
-    snapshotOf: (board: string, window: string) =>
-      board === 'global' && window === 'all' ? `${prefix}snapshot` : `${prefix}snapshot:${board}:${window}`,
-    snapshot: `${prefix}snapshot`,
-    /** One channel for every board window's snapshots (a message names its board window). */
+    /** Hash: user -> display name, per board (beside the board's sorted sets, in its slot). */
+    names: (boardId: string) => `${board(boardId)}names`,
+    /**
+     * Set while the mirror is known to be complete. (`v2`: the layout with hash tags; a mirror of the layout
+     * before is rebuilt once, and its keys are left for the operator to delete, see README.)
+     */
+    mirrorReady: `${prefix}mirror:v2:ready`,
+    /** A board window's shared top-N snapshot (string). */
+    snapshotOf: (boardId: string, window: string) => `${board(boardId)}snapshot:${window}`,
+    snapshot: `${board('global')}snapshot:all`,
+    /** One channel for every board window's snapshot notices (a message names its board window). */
     snapshotChannel: `${prefix}snapshot`,
-    /** koa-ratelimit namespace of the per-user write limit. */
+    /** The per-user write limit's key prefix: `<writeLimit>:<user>` (one key per script call). */
     writeLimit: `${prefix}ratelimit:writes`,
-    /** Cheat signals: per-user points per minute (the Lua script appends `user:minute`), and 429s per bucket. */
-    pointsPerMinute: `${prefix}ppm:`,
-    pointsFlagged: `${prefix}ppm-flagged:`,
+    /** Cheat signals: a user's points in a minute, whether it was flagged that minute (one slot per user). */
+    pointsPerMinute: (userId: string, minute: number) => `${user(userId)}ppm:${minute}`,
+    pointsFlagged: (userId: string, minute: number) => `${user(userId)}ppm-flagged:${minute}`,
     rateLimitedHits: (userId: string, bucket: number) => `${prefix}rl-hits:${userId}:${bucket}`,
   };
 }

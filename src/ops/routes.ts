@@ -1,12 +1,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Koa from 'koa';
 import Router from '@koa/router';
-import type { Redis } from 'ioredis';
 import type { Db } from '../platform/db';
 import { problemMiddleware, unauthorized } from '../http/errors';
 import type { Logger } from '../platform/logger';
 import type { Metrics } from '../platform/metrics';
-import { redisReady } from '../platform/redis';
+import { redisReady, type RedisClient } from '../platform/redis';
 import { requestContext } from '../http/request-context';
 import { ROUTER_OPTIONS } from '../http/routing';
 
@@ -23,7 +22,7 @@ export interface MetricsDeps {
  */
 export function opsRoutes(deps: {
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   isShuttingDown: () => boolean;
   /** Token verification: false while an identity provider's keys could never be loaded. */
   authStatus?: () => { loaded: boolean };

@@ -1,6 +1,6 @@
 import { GLOBAL_SCORES } from './database';
 import type { Knex } from 'knex';
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '../../src/platform/redis';
 import { eventually } from './instance';
 import { redisKeys } from '../../src/leaderboard/ranking';
 

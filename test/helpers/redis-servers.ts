@@ -120,3 +120,114 @@ export async function startSentinelGroup(name = 'sbtest') {
     },
   };
 }
+
+/**
+ * A Redis Cluster of the test's own on loopback ports: three primaries with one replica each, created with
+ * `redis-cli --cluster create`, in a temporary directory, all stopped and removed by `close`.
+ */
+export async function startCluster() {
+  if (!fs.existsSync(REDIS_SERVER))
+    throw new Error(`These tests need ${REDIS_SERVER}: apt-get install -y redis-server`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-cluster-'));
+  const nodes: Proc[] = [];
+  for (let i = 0; i < 6; i++)
+    nodes.push(
+      await start(dir, `n${i}`, [
+        'cluster-enabled yes',
+        `cluster-config-file nodes-${i}.conf`,
+        'cluster-node-timeout 1000',
+        // A replica may always stand for election: on two loaded cores its last contact can look old.
+        'cluster-replica-validity-factor 0',
+        // The bus port is chosen free too (port + 10000 may not be).
+        `cluster-port ${await freePort()}`,
+      ]),
+    );
+  const addresses = nodes.map((n) => `127.0.0.1:${n.port}`);
+  await new Promise<void>((resolve, reject) => {
+    const cli = spawn(
+      'redis-cli',
+      ['--cluster', 'create', ...addresses, '--cluster-replicas', '1', '--cluster-yes'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    cli.stdout.on('data', (c) => (out += c));
+    cli.stderr.on('data', (c) => (out += c));
+    cli.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create: ${out}`)),
+    );
+  });
+  const node = (port: number) => {
+    const r = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, retryStrategy: () => null });
+    r.on('error', () => {});
+    return r;
+  };
+  const onNode = async <T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> => {
+    const r = node(port);
+    try {
+      return await fn(r);
+    } finally {
+      r.disconnect();
+    }
+  };
+  const killed = new Set<number>();
+  const alive = () => nodes.filter((n) => !killed.has(n.port));
+  const stateOk = (port: number) =>
+    onNode(port, async (r) => String(await r.call('CLUSTER', 'INFO')).includes('cluster_state:ok')).catch(
+      () => false,
+    );
+  await eventually(
+    async () => (await Promise.all(nodes.map((n) => stateOk(n.port)))).every(Boolean),
+    30_000,
+    200,
+  );
+  return {
+    nodes: addresses.join(','),
+    /** The port of the primary serving `key`'s hash slot, as a live node sees it now. */
+    async primaryOf(key: string): Promise<number> {
+      const port = alive()[0].port;
+      return onNode(port, async (r) => {
+        const slot = Number(await r.call('CLUSTER', 'KEYSLOT', key));
+        const ranges = (await r.call('CLUSTER', 'SLOTS')) as Array<[number, number, [string, number]]>;
+        const range = ranges.find(([from, to]) => slot >= from && slot <= to)!;
+        return Number(range[2][1]);
+      });
+    },
+    /** Every live node's count of each error it answered (INFO errorstats), summed. */
+    async errorStats(): Promise<Record<string, number>> {
+      const total: Record<string, number> = {};
+      for (const n of alive()) {
+        const info = await onNode(n.port, (r) => r.info('errorstats')).catch(() => '');
+        for (const [, name, count] of info.matchAll(/errorstat_(\w+):count=(\d+)/g))
+          total[name] = (total[name] ?? 0) + Number(count);
+        // Which commands failed, for the message of a test that finds errors.
+        const stats = await onNode(n.port, (r) => r.info('commandstats')).catch(() => '');
+        for (const line of stats.split('\n')) {
+          const [, cmd, rejected, failed] =
+            /cmdstat_([\w|]+):.*rejected_calls=(\d+),failed_calls=(\d+)/.exec(line) ?? [];
+          const n = Number(rejected ?? 0) + Number(failed ?? 0);
+          if (n > 0) total[`failed:${cmd}`] = (total[`failed:${cmd}`] ?? 0) + n;
+        }
+      }
+      return total;
+    },
+    /** CLUSTER NODES as a live node sees it (for failure messages). */
+    async describe(): Promise<string> {
+      return onNode(alive()[0].port, async (r) => String(await r.call('CLUSTER', 'NODES'))).catch(String);
+    },
+    /** Whether every live node says the cluster is ok. */
+    async healthy(): Promise<boolean> {
+      return (await Promise.all(alive().map((n) => stateOk(n.port)))).every(Boolean);
+    },
+    kill(port: number) {
+      killed.add(port);
+      nodes.find((n) => n.port === port)?.kill('SIGKILL');
+    },
+    async close() {
+      for (const n of nodes) n.kill('SIGKILL');
+      await new Promise((r) => setTimeout(r, 200));
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { rawRows, type Db } from '../../platform/db';
 import { IN_CYCLE_SQL, redisKeys } from '../ranking';
@@ -6,7 +5,7 @@ import { ALL_CYCLE, ALL_CYCLE_START, cycleAt, cycleName } from '../boards/cycles
 import { USER_LIVE_ROWS } from '../../users/store';
 import type { BoardRegistry } from '../boards/registry';
 import { APPLY, LOOKUP } from './mirror-scripts';
-import { markRedisFailure, redisReady } from '../../platform/redis';
+import { markRedisFailure, redisReady, type RedisClient } from '../../platform/redis';
 
 /**
  * One user's state in one cycle of a board window, as MySQL committed it. `version` grows with every change of
@@ -28,7 +27,7 @@ export interface MirrorEntry {
 /** Users copied per MySQL page and Redis script call while rebuilding. */
 const REBUILD_CHUNK = 5000;
 
-type MirrorRedis = Redis & {
+type MirrorRedis = RedisClient & {
   mirrorApply(...keysAndArgs: string[]): Promise<number[]>;
   mirrorLookup(zset: string, names: string, userId: string): Promise<[string, number, string | null] | null>;
 };
@@ -55,7 +54,7 @@ export interface RankQuery extends CycleName {
 
 export function createMirror(deps: {
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   logger: Logger;
   syncIntervalMs: number;
@@ -71,7 +70,7 @@ export function createMirror(deps: {
   redis.defineCommand('mirrorApply', { lua: APPLY });
   redis.defineCommand('mirrorLookup', { numberOfKeys: 2, lua: LOOKUP });
   const named = redisKeys(prefix);
-  const keys = { names: named.names, ready: named.mirrorReady };
+  const keys = { ready: named.mirrorReady };
   const cycleKeys = (c: CycleName) => named.cycle(c.board, c.window, c.cycle);
 
   let ready = false; // the mirror is complete: ranks may be answered from it
@@ -96,7 +95,48 @@ export function createMirror(deps: {
   /** Writes committed rows into Redis; false when they could not be written (catch-up repairs them). */
   const apply = async (entries: MirrorEntry[]) => (await send(entries, [])) !== undefined;
 
-  /** The script call: the ranks, or undefined when it failed (then the rows count as lost). */
+  /** One board's script call: its rows applied, then its queries ranked. */
+  async function applyBoard(board: string, entries: MirrorEntry[], queries: RankQuery[]): Promise<number[]> {
+    const now = Date.now();
+    const cycles = new Map<string, { index: number; keys: string[]; expireAt: number }>();
+    const cycleOf = (c: CycleName, expireAt: number) => {
+      const k = cycleKeys(c);
+      let found = cycles.get(k.scores);
+      if (!found)
+        cycles.set(k.scores, (found = { index: cycles.size, keys: [k.scores, k.versions], expireAt }));
+      found.expireAt = Math.max(found.expireAt, expireAt);
+      return found.index;
+    };
+    const args: string[] = [];
+    for (const e of entries) {
+      const expireAt = e.cycleEnd ? Math.ceil((e.cycleEnd.getTime() + deps.graceMs) / 1000) : 0;
+      if (expireAt > 0 && expireAt * 1000 <= now) continue; // a closed cycle Redis no longer holds
+      args.push(
+        String(cycleOf(e, expireAt)),
+        e.userId,
+        String(e.score),
+        String(e.version),
+        e.active ? '1' : '0',
+        e.displayName,
+      );
+    }
+    const entryCount = args.length / 6;
+    for (const q of queries) args.push(String(cycleOf(q, 0)), String(q.score));
+    if (cycles.size === 0) return [];
+    const list = [...cycles.values()];
+    const ranks = await redis.mirrorApply(
+      String(1 + list.length * 2),
+      named.names(board),
+      ...list.flatMap((c) => c.keys),
+      String(list.length),
+      ...list.map((c) => String(c.expireAt)),
+      String(entryCount),
+      ...args,
+    );
+    return ranks.map(Number);
+  }
+
+  /** The script calls: the ranks, or undefined when one failed (then the rows count as lost). */
   async function send(entries: MirrorEntry[], queries: RankQuery[]): Promise<number[] | undefined> {
     if (entries.length === 0 && queries.length === 0) return [];
     if (!redisReady(redis)) {
@@ -104,43 +144,27 @@ export function createMirror(deps: {
       return undefined;
     }
     try {
-      const now = Date.now();
-      const cycles = new Map<string, { index: number; keys: string[]; expireAt: number }>();
-      const cycleOf = (c: CycleName, expireAt: number) => {
-        const k = cycleKeys(c);
-        let found = cycles.get(k.scores);
-        if (!found)
-          cycles.set(k.scores, (found = { index: cycles.size, keys: [k.scores, k.versions], expireAt }));
-        found.expireAt = Math.max(found.expireAt, expireAt);
-        return found.index;
+      // One script call per board (its keys share one hash slot), all issued in one tick: auto-pipelined.
+      const boards = new Map<string, { entries: MirrorEntry[]; queries: number[] }>();
+      const of = (board: string) => {
+        let b = boards.get(board);
+        if (!b) boards.set(board, (b = { entries: [], queries: [] }));
+        return b;
       };
-      const args: string[] = [];
-      for (const e of entries) {
-        const expireAt = e.cycleEnd ? Math.ceil((e.cycleEnd.getTime() + deps.graceMs) / 1000) : 0;
-        if (expireAt > 0 && expireAt * 1000 <= now) continue; // a closed cycle Redis no longer holds
-        args.push(
-          String(cycleOf(e, expireAt)),
-          e.userId,
-          String(e.score),
-          String(e.version),
-          e.active ? '1' : '0',
-          e.displayName,
-        );
-      }
-      const entryCount = args.length / 6;
-      for (const q of queries) args.push(String(cycleOf(q, 0)), String(q.score));
-      if (cycles.size === 0) return [];
-      const list = [...cycles.values()];
-      const ranks = await redis.mirrorApply(
-        String(1 + list.length * 2),
-        keys.names,
-        ...list.flatMap((c) => c.keys),
-        String(list.length),
-        ...list.map((c) => String(c.expireAt)),
-        String(entryCount),
-        ...args,
+      for (const e of entries) of(e.board).entries.push(e);
+      queries.forEach((q, i) => of(q.board).queries.push(i));
+      const ranks: number[] = new Array(queries.length);
+      await Promise.all(
+        [...boards].map(async ([board, b]) => {
+          const got = await applyBoard(
+            board,
+            b.entries,
+            b.queries.map((i) => queries[i]),
+          );
+          b.queries.forEach((qi, j) => (ranks[qi] = got[j]));
+        }),
       );
-      return ranks.map(Number);
+      return ranks;
     } catch (err) {
       failures++;
       markRedisFailure(redis);
@@ -178,7 +202,7 @@ export function createMirror(deps: {
     if (!ready || !redisReady(redis)) return { kind: 'unknown' };
     const complete = failures === failuresAtLastCleanSync;
     try {
-      const found = await redis.mirrorLookup(cycleKeys(cycle).scores, keys.names, userId);
+      const found = await redis.mirrorLookup(cycleKeys(cycle).scores, named.names(cycle.board), userId);
       if (!found) return complete ? { kind: 'absent' } : { kind: 'unknown' };
       if (found[2] === null) return { kind: 'unknown' };
       return {

@@ -1,7 +1,6 @@
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Db } from '../../platform/db';
-import { redisReady } from '../../platform/redis';
+import { redisReady, type RedisClient } from '../../platform/redis';
 import { redisKeys } from '../ranking';
 import type { BoardRegistry } from '../boards/registry';
 import {
@@ -38,9 +37,9 @@ interface DirtyNotice {
  */
 export function createBoardWindows(deps: {
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   /** A dedicated connection: a subscribed Redis client can do nothing else. */
-  subscriber: Redis;
+  subscriber: RedisClient;
   boards: Pick<BoardRegistry, 'window'>;
   prefix: string;
   size: number;

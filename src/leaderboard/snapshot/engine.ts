@@ -1,9 +1,8 @@
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { rawRows, type Db } from '../../platform/db';
 import { competitionRanks, IN_CYCLE_SQL, rankOrderSql, redisKeys } from '../ranking';
 import { ALL_CYCLE, cycleAt, type Cycle } from '../boards/cycles';
-import { markRedisFailure, redisReady } from '../../platform/redis';
+import { markRedisFailure, redisReady, type RedisClient } from '../../platform/redis';
 import { etagFor } from '../../http/etag';
 
 export interface ScoreboardEntry {
@@ -42,7 +41,8 @@ interface SharedSnapshot extends Omit<Snapshot, 'body'> {
 export const snapshotEtag = (cycle: string, body: Buffer) =>
   cycle === ALL_CYCLE ? etagFor(body) : etagFor(Buffer.concat([Buffer.from(`${cycle}\n`), body]));
 
-// Stores the snapshot and announces it only if it is newer than the stored one.
+// Stores the snapshot and announces it only if it is newer than the stored one. The channel is ARGV[5], not a
+// key: a channel has no hash slot, and PUBLISH reaches every node of a cluster (classic pub/sub).
 const PUBLISH_IF_NEWER = `
 local held = redis.call('GET', KEYS[1])
 if held then
@@ -52,11 +52,11 @@ if held then
   if hc > c or (hc == c and (h.maxEventId > id or (h.maxEventId == id and h.readAtUs >= at))) then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1])
-redis.call('PUBLISH', KEYS[2], ARGV[1])
+redis.call('PUBLISH', ARGV[5], ARGV[1])
 return 1`;
 
-type SnapshotRedis = Redis & {
-  snapshotPublish(key: string, channel: string, ...args: string[]): Promise<number>;
+type SnapshotRedis = RedisClient & {
+  snapshotPublish(key: string, ...args: string[]): Promise<number>;
 };
 
 /** A committed change of one user's total in a board window (what the snapshot needs of a mirror entry). */
@@ -142,7 +142,7 @@ export function emptySnapshot(cycle: Cycle): Snapshot {
  */
 export function createSnapshotEngine(deps: {
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   board: string;
   window: string;
@@ -160,7 +160,7 @@ export function createSnapshotEngine(deps: {
 }) {
   const { db, logger, board, window } = deps;
   const redis = deps.redis as SnapshotRedis;
-  redis.defineCommand('snapshotPublish', { numberOfKeys: 2, lua: PUBLISH_IF_NEWER });
+  redis.defineCommand('snapshotPublish', { numberOfKeys: 1, lua: PUBLISH_IF_NEWER });
   const keys = redisKeys(deps.prefix);
   const key = keys.snapshotOf(board, window);
   let cycle = cycleAt(deps.reset, new Date());
@@ -231,11 +231,11 @@ export function createSnapshotEngine(deps: {
     try {
       const published = await redis.snapshotPublish(
         key,
-        keys.snapshotChannel,
         JSON.stringify(shared),
         String(next.maxEventId),
         String(next.readAtUs),
         String(next.cycleStartMs),
+        keys.snapshotChannel,
       );
       if (published === 1 && changedHere) deps.onShared?.(next);
     } catch (err) {

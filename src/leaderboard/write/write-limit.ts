@@ -1,6 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { markRedisFailure, redisReady } from '../../platform/redis';
+import { markRedisFailure, redisReady, type RedisClient } from '../../platform/redis';
 
 // One user's write budget: a sliding log of admitted requests (a sorted set of instants in milliseconds,
 // Redis's own clock, so instances with skewed clocks agree), as koa-ratelimit's Redis driver keeps it. A
@@ -20,7 +19,7 @@ redis.call('ZADD', KEYS[1], now, ARGV[3])
 redis.call('PEXPIRE', KEYS[1], window)
 return {1, max - count - 1, first + window, now}`;
 
-type LimitRedis = Redis & {
+type LimitRedis = RedisClient & {
   writeLimitTake(key: string, windowMs: string, max: string, member: string): Promise<number[]>;
 };
 
@@ -43,15 +42,15 @@ interface Bucket {
 const MAX_BUCKETS = 100_000;
 
 /**
- * The per-user write limit, decided for a whole batch in one Redis round trip (a pipeline of one atomic
- * script call per request, so each user's key stays in its own hash slot). It holds exactly across instances.
+ * The per-user write limit, decided for a whole batch in one Redis round trip (one atomic script call per
+ * request, pipelined, so each user's key stays in its own hash slot). It holds exactly across instances.
  *
  * When Redis is unreachable or slow, the batch is decided from memory (per instance) for at least a second,
  * starting from the counts Redis last gave this instance, so a blip is no fresh budget. A user Redis said is
  * out of budget until T is refused until T without asking again (`known`): nothing but time frees the log.
  */
 export function createWriteLimiter(deps: {
-  redis: Redis;
+  redis: RedisClient;
   /** Key prefix (redisKeys().writeLimit); a user's key is `<namespace>:<user>`. */
   namespace: string;
   max: number;
@@ -95,25 +94,24 @@ export function createWriteLimiter(deps: {
     return decision(true, deps.max - b.used, b.resetAt, now);
   }
 
-  async function fromRedis(ids: string[]): Promise<LimitDecision[] | undefined> {
-    const pipeline = redis.pipeline();
-    for (const id of ids)
-      (pipeline as unknown as LimitRedis).writeLimitTake(
-        `${deps.namespace}:${id}`,
-        String(deps.windowMs),
-        String(deps.max),
-        `${tag}-${seq++}`,
-      );
-    const replies = (await pipeline.exec()) ?? [];
-    const out: LimitDecision[] = [];
-    for (const [i, [err, reply]] of replies.entries()) {
-      if (err) throw err;
-      const [admitted, remaining, resetAt, now] = (reply as number[]).map(Number);
+  async function fromRedis(ids: string[]): Promise<LimitDecision[]> {
+    // Issued in one tick: ioredis's auto-pipelining sends them in one write per node (a cluster's shards too).
+    const replies = await Promise.all(
+      ids.map((id) =>
+        redis.writeLimitTake(
+          `${deps.namespace}:${id}`,
+          String(deps.windowMs),
+          String(deps.max),
+          `${tag}-${seq++}`,
+        ),
+      ),
+    );
+    return replies.map((reply, i) => {
+      const [admitted, remaining, resetAt, now] = reply.map(Number);
       // Keep the count in Redis's terms, shifted onto this instance's clock.
       remember(ids[i], { used: deps.max - remaining, resetAt: Date.now() + (resetAt - now) });
-      out.push(decision(admitted === 1, remaining, resetAt, now));
-    }
-    return out;
+      return decision(admitted === 1, remaining, resetAt, now);
+    });
   }
 
   return {
@@ -123,8 +121,7 @@ export function createWriteLimiter(deps: {
       if (ids.length === 0) return [];
       if (redisReady(redis)) {
         try {
-          const out = await fromRedis(ids);
-          if (out) return out;
+          return await fromRedis(ids);
         } catch (err) {
           // Everyone skips Redis for a second after this (see redisReady), then tries it again.
           deps.logger.warn(
