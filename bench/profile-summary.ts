@@ -2,10 +2,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 /**
- * `npx tsx bench/profile-summary.ts <file.cpuprofile> [top]`: where a V8 CPU profile (`node --cpu-prof`,
- * written by `npm run bench -- --profile`) spends its time, by self time per function and per package, and by
- * area (koa, auth, joi, mysql2, ioredis, logging/metrics, the write path, GC, ...) with native and node-core
- * frames charged to the package or src/ file that called them. Run it from the repository's root.
+ * `npx tsx bench/profile-summary.ts <file.cpuprofile> [top] [--timeline] [--window=30-42,172-184]`: where a V8
+ * CPU profile (`node --cpu-prof`, written by `npm run bench -- --profile`) spends its time, by self time per
+ * function and per package, and by area (koa, auth, joi, mysql2, ioredis, logging/metrics, the write path, GC,
+ * ...) with native and node-core frames charged to the package or src/ file that called them. Run it from the
+ * repository's root.
+ *
+ * A service's profile spans its whole life, load and the pauses between runs alike. `--timeline` prints the busy
+ * share of each second since the profile started (the load runs stand out); `--window` keeps only the samples in
+ * those ranges of seconds.
  */
 interface ProfileNode {
   id: number;
@@ -19,19 +24,51 @@ interface Profile {
   timeDeltas: number[];
 }
 
-const [file, topArg] = process.argv.slice(2);
+const argv = process.argv.slice(2);
+const [file, topArg] = argv.filter((a) => !a.startsWith('--'));
+const windowArg = argv.find((a) => a.startsWith('--window='))?.slice('--window='.length);
 if (!file) {
-  console.error('usage: tsx bench/profile-summary.ts <file.cpuprofile> [top]');
+  console.error(
+    'usage: tsx bench/profile-summary.ts <file.cpuprofile> [top] [--timeline] [--window=A-B,C-D]',
+  );
   process.exit(2);
 }
 const top = Number(topArg ?? 25);
 const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as Profile;
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+
+// Each sample's second since the profile started (from the deltas; a descheduled profiler stretches one).
+const secondOf: number[] = [];
+for (let i = 0, us = 0; i < profile.samples.length; i++) {
+  us += profile.timeDeltas[i];
+  secondOf.push(Math.floor(us / 1e6));
+}
+if (argv.includes('--timeline')) {
+  const seconds: Array<{ busy: number; all: number }> = [];
+  profile.samples.forEach((id, i) => {
+    const s = (seconds[secondOf[i]] ??= { busy: 0, all: 0 });
+    s.all++;
+    if (byId.get(id)!.callFrame.functionName !== '(idle)') s.busy++;
+  });
+  console.log('busy % per second since the profile started (second:percent)');
+  const cells = [...seconds.entries()].map(([s, v]) => `${s}:${v ? Math.round((v.busy / v.all) * 100) : 0}`);
+  for (let i = 0; i < cells.length; i += 15) console.log(cells.slice(i, i + 15).join(' '));
+  console.log('');
+}
+if (windowArg) {
+  const ranges = windowArg.split(',').map((r) => r.split('-').map(Number) as [number, number]);
+  const inWindow = (s: number) => ranges.some(([a, b]) => s >= a && s < b);
+  for (const n of profile.nodes) n.hitCount = 0;
+  profile.samples.forEach((id, i) => {
+    if (inWindow(secondOf[i])) byId.get(id)!.hitCount++;
+  });
+  console.log(`only the samples in seconds ${windowArg} since the profile started`);
+}
 // Counted in hits (samples with the function on top), not in time deltas: on a busy machine the profiler
 // thread is sometimes descheduled, and the one sample taken after such a gap would carry the whole gap.
 const selfUs = new Map<number, number>(profile.nodes.map((n) => [n.id, n.hitCount]));
 const total = profile.nodes.reduce((a, n) => a + n.hitCount, 0);
-const interval = (profile.timeDeltas.reduce((a, b) => a + b, 0) / Math.max(1, total)) | 0;
+const interval = (profile.timeDeltas.reduce((a, b) => a + b, 0) / Math.max(1, profile.samples.length)) | 0;
 
 const where = (url: string) => {
   const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);

@@ -117,10 +117,12 @@ const ALL_ONLY = boardId(1);
  * concurrencies; its peak is the baseline, measured again in every interleaved round. The service runs with group
  * commit at 32 and 128 connections over the 10,000 users, with a hot-spot mix (half the writes on 10 users),
  * with WORKERS=1 and WORKERS=2, with wrk as a second load generator, with RS256 tokens from a key set, with
- * batching off, and writing to `global` (four windows) against a board with only `all`.
+ * batching off, and writing to `global` (four windows) against a board with only `all`. The bare loop writes to
+ * the main database, each service to its own.
  *
  * With --profile only the group-commit 32-connection service is profiled (into <profileDir>/writes-gc32), so its
- * profile holds that load alone. --quick runs 32 connections only: group commit, the hot-spot mix and a short
+ * profile holds that load alone (and its idle time between rounds: `profile-summary.ts --timeline` shows the
+ * runs, `--window` selects them). --quick runs 32 connections only: group commit, the hot-spot mix and a short
  * wrk run on one service, plus JWKS.
  */
 export async function writesScenario(ctx: BenchContext): Promise<ScenarioResult> {
@@ -161,10 +163,21 @@ export async function writesScenario(ctx: BenchContext): Promise<ScenarioResult>
     global: `board global, 4 windows (${WRITE_CONNECTIONS} conns)`,
   };
 
+  // Every service gets a database of its own (the same 10,000 users and tokens). Each instance's Redis mirror
+  // catches up every row changed in its database (every MIRROR_SYNC_INTERVAL_MS, re-reading a window of
+  // MIRROR_SYNC_WINDOW_MS): on a shared database every idle instance would replay the measured one's writes,
+  // and the bare loop's, on the same two cores.
+  const names = ['gc32', 'jwks', ...(ctx.quick ? [] : ['gc', 'off', `workers${workersOther}`, 'boards'])];
+  ctx.log(
+    `writes: seeding ${names.length} databases of ${users.toLocaleString('en')} users, one per service`,
+  );
+  const databases = Object.fromEntries(names.map((n) => [n, ctx.database(`w${n}`)]));
+  await Promise.all(Object.values(databases).map((url) => seedDatabase(url, users)));
+
   const services: RunningService[] = [];
   const start = async (
     name: string,
-    opts: { env?: Record<string, string>; workers?: number; profile?: boolean; databaseUrl?: string } = {},
+    opts: { env?: Record<string, string>; workers?: number; profile?: boolean } = {},
   ) => {
     let profileDir: string | undefined;
     if (opts.profile && ctx.profileDir) {
@@ -173,7 +186,7 @@ export async function writesScenario(ctx: BenchContext): Promise<ScenarioResult>
       ctx.log(`writes: profiling the ${name} service into ${profileDir}`);
     }
     const s = await startService({
-      databaseUrl: opts.databaseUrl ?? ctx.main.url,
+      databaseUrl: databases[name],
       redisUrl: ctx.redisUrl,
       redisPrefix: `${ctx.prefix}writes-${name}:`,
       jwtSecret: ctx.jwtSecret,
@@ -199,7 +212,12 @@ export async function writesScenario(ctx: BenchContext): Promise<ScenarioResult>
     const jwksService = await start('jwks', { env: { JWT_JWKS_URL: jwks.url, JWT_ALGORITHMS: 'RS256' } });
     const off = ctx.quick ? undefined : await start('off', { env: { WRITE_BATCH_MAX: '1' } });
     const other = ctx.quick ? undefined : await start(`workers${workersOther}`, { workers: workersOther });
-    const boards = ctx.quick ? undefined : await startBoardsService(ctx, start);
+    let boards: RunningService | undefined;
+    if (!ctx.quick) {
+      // One more board, with only `all`, beside `global` and its four windows, on one instance.
+      boards = await start('boards');
+      await createBoards(boards.url, ctx.main.adminToken, [ALL_ONLY], ['all']);
+    }
 
     let tag = 0;
     const t = () => `w${tag++}`;
@@ -326,28 +344,16 @@ export async function writesScenario(ctx: BenchContext): Promise<ScenarioResult>
   }
 }
 
-/**
- * A service on a database of its own (the 10,000 users again, seeded in a few seconds) with one more board,
- * `b0001`, that has only `all`: writes to it against writes to `global`'s four windows, on one instance. The
- * main database keeps only `global`, as the other scenarios expect.
- */
-async function startBoardsService(
-  ctx: BenchContext,
-  start: (name: string, opts?: { databaseUrl?: string }) => Promise<RunningService>,
-): Promise<RunningService> {
-  const url = ctx.database('writes');
-  ctx.log(`writes: seeding ${ctx.main.userIds.length.toLocaleString('en')} users for the board comparison`);
+/** A bench database like the main one: the migrations, `users` players with scores, and the bench admin. */
+async function seedDatabase(url: string, users: number): Promise<void> {
   await createBenchDatabase(url);
   const db = benchDb(url);
   try {
-    await seedUsers(db, ctx.main.userIds.length);
+    await seedUsers(db, users);
     await insertAdmin(db, 'bench-admin'); // the subject of ctx.main.adminToken
   } finally {
     await db.destroy();
   }
-  const s = await start('boards', { databaseUrl: url });
-  await createBoards(s.url, ctx.main.adminToken, [ALL_ONLY], ['all']);
-  return s;
 }
 
 function targetsOf(m: Record<string, Measured>, label: Record<string, string>, peak: number): Target[] {
