@@ -7,10 +7,12 @@ import type { Measured } from './load';
 /**
  * `wrk` (the Debian package, a C load generator driven by LuaJIT) as a second HTTP load generator beside
  * autocannon: it runs outside the harness's node process and costs far less CPU per request, which matters on
- * a 2-core machine where the generator competes with the service and MariaDB. `WRK_BIN` names another binary.
+ * a 2-core machine where the generator competes with the service and MariaDB. `WRK_BIN` names the binary.
  */
 export function wrkBinary(): string | undefined {
-  const candidates = [process.env.WRK_BIN, '/usr/bin/wrk', '/usr/local/bin/wrk'].filter(Boolean) as string[];
+  // WRK_BIN, when set, is the only candidate (WRK_BIN=none runs without wrk).
+  const candidates =
+    process.env.WRK_BIN !== undefined ? [process.env.WRK_BIN] : ['/usr/bin/wrk', '/usr/local/bin/wrk'];
   for (const c of candidates) {
     try {
       fs.accessSync(c, fs.constants.X_OK);
@@ -19,6 +21,7 @@ export function wrkBinary(): string | undefined {
       // try the next one
     }
   }
+  if (process.env.WRK_BIN !== undefined) return undefined;
   try {
     const found = execFileSync('sh', ['-c', 'command -v wrk'], { encoding: 'utf8' }).trim();
     return found || undefined;
