@@ -5,7 +5,8 @@ import { percentiles, type Measured } from '../lib/load';
 /**
  * The writes baseline: no HTTP, no auth, no batching, no Redis. Each of `concurrency` connections loops over
  * one score transaction per delta (insert the event, upsert the total, read the total back, commit), the
- * shortest correct way to do one durable delta with mysql2, with the service's session settings.
+ * shortest correct way to do one durable delta with mysql2, with the service's session settings. `pick` chooses
+ * each delta's user by index (default: uniformly over all of them).
  */
 export async function bareMysqlLoop(opts: {
   databaseUrl: string;
@@ -13,7 +14,9 @@ export async function bareMysqlLoop(opts: {
   concurrency: number;
   durationS: number;
   runId: string;
+  pick?: (users: number) => number;
 }): Promise<Measured> {
+  const pick = opts.pick ?? ((n: number) => Math.floor(Math.random() * n));
   const { host, port, user, password, database } = parseDatabaseUrl(opts.databaseUrl);
   const conns = await Promise.all(
     Array.from({ length: opts.concurrency }, () =>
@@ -32,7 +35,7 @@ export async function bareMysqlLoop(opts: {
   await Promise.all(
     conns.map(async (c) => {
       while (performance.now() < deadline) {
-        const userId = opts.userIds[Math.floor(Math.random() * opts.userIds.length)];
+        const userId = opts.userIds[pick(opts.userIds.length)];
         const t0 = performance.now();
         try {
           await c.beginTransaction();

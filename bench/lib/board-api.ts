@@ -33,6 +33,9 @@ export async function createBoards(
   await Promise.all(Array.from({ length: parallel }, worker));
 }
 
+/** The windows of the board `global`, which always exists. */
+export const GLOBAL_WINDOWS = ['all', 'day', 'week', 'month'];
+
 export const topPath = (board: string, window = 'all') => `/api/v1/boards/${board}/top?window=${window}`;
 
 /**

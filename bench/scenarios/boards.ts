@@ -1,4 +1,4 @@
-import { boardId, createBoards, scoreOn, topPath, watch } from '../lib/board-api';
+import { boardId, createBoards, GLOBAL_WINDOWS, scoreOn, topPath, watch } from '../lib/board-api';
 import { mb, round, type BenchContext, type Row, type ScenarioResult, type Target } from '../lib/context';
 import { benchDb, createBenchDatabase, insertAdmin, seedUsers } from '../lib/data';
 import { interleaved, type Measured } from '../lib/load';
@@ -15,7 +15,6 @@ const ONE = boardId(BOARDS);
 const WATCHED = Array.from({ length: SPREAD }, (_, i) => boardId(1 + i));
 /** Written with nobody reading them: what the write path costs without the snapshots' rebuilds. */
 const UNWATCHED = Array.from({ length: SPREAD }, (_, i) => boardId(1 + SPREAD + i));
-const GLOBAL_WINDOWS = ['all', 'day', 'week', 'month'];
 /** Players who put scores on the polled board, so its top N is full like global's. */
 const POLLED_PLAYERS = 20;
 
