@@ -82,3 +82,15 @@ export async function deleteKeys(redisUrl: string, prefix: string): Promise<numb
   if (!prefix.startsWith('sbbench:')) throw new Error(`refusing to delete keys under "${prefix}"`);
   return deleteKeysWithPrefix(redisUrl, prefix);
 }
+
+/** A bench database like the main one: the migrations, `users` players with scores, and the bench admin. */
+export async function seedBenchDatabase(url: string, users: number): Promise<void> {
+  await createBenchDatabase(url);
+  const db = benchDb(url);
+  try {
+    await seedUsers(db, users);
+    await insertAdmin(db, 'bench-admin'); // the subject of ctx.main.adminToken
+  } finally {
+    await db.destroy();
+  }
+}

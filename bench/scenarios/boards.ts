@@ -1,6 +1,6 @@
 import { boardId, createBoards, GLOBAL_WINDOWS, scoreOn, topPath, watch } from '../lib/board-api';
 import { mb, round, type BenchContext, type Row, type ScenarioResult, type Target } from '../lib/context';
-import { benchDb, createBenchDatabase, insertAdmin, seedUsers } from '../lib/data';
+import { seedBenchDatabase } from '../lib/data';
 import { interleaved, type Measured } from '../lib/load';
 import { treeRss, waitFor } from '../lib/proc';
 import { startService, type RunningService } from '../lib/service';
@@ -28,14 +28,7 @@ export async function boardsScenario(ctx: BenchContext): Promise<ScenarioResult>
   const url = ctx.database('boards');
   const users = ctx.main.userIds.length;
   ctx.log(`boards: seeding ${users.toLocaleString('en')} users for the 1,000-board service`);
-  await createBenchDatabase(url);
-  const db = benchDb(url);
-  try {
-    await seedUsers(db, users);
-    await insertAdmin(db, 'bench-admin'); // the subject of ctx.main.adminToken
-  } finally {
-    await db.destroy();
-  }
+  await seedBenchDatabase(url, users);
 
   const services: RunningService[] = [];
   const start = async (databaseUrl: string, name: string, env?: Record<string, string>) => {

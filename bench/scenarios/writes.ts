@@ -4,7 +4,7 @@ import path from 'node:path';
 import { bareMysqlLoop } from '../baselines/bare-mysql';
 import { boardId, createBoards, GLOBAL_WINDOWS, watch } from '../lib/board-api';
 import { mb, round, type BenchContext, type Row, type ScenarioResult, type Target } from '../lib/context';
-import { benchDb, createBenchDatabase, insertAdmin, seedUsers } from '../lib/data';
+import { seedBenchDatabase } from '../lib/data';
 import { httpLoad, interleaved, type Measured } from '../lib/load';
 import { treeCpuS, treeRss } from '../lib/proc';
 import { startJwksServer } from '../lib/jwks-server';
@@ -172,7 +172,7 @@ export async function writesScenario(ctx: BenchContext): Promise<ScenarioResult>
     `writes: seeding ${names.length} databases of ${users.toLocaleString('en')} users, one per service`,
   );
   const databases = Object.fromEntries(names.map((n) => [n, ctx.database(`w${n}`)]));
-  await Promise.all(Object.values(databases).map((url) => seedDatabase(url, users)));
+  await Promise.all(Object.values(databases).map((url) => seedBenchDatabase(url, users)));
 
   const services: RunningService[] = [];
   const start = async (
@@ -341,18 +341,6 @@ export async function writesScenario(ctx: BenchContext): Promise<ScenarioResult>
     for (const s of services) await s.stop();
     await jwks.close();
     fs.rmSync(tmp, { recursive: true, force: true });
-  }
-}
-
-/** A bench database like the main one: the migrations, `users` players with scores, and the bench admin. */
-async function seedDatabase(url: string, users: number): Promise<void> {
-  await createBenchDatabase(url);
-  const db = benchDb(url);
-  try {
-    await seedUsers(db, users);
-    await insertAdmin(db, 'bench-admin'); // the subject of ctx.main.adminToken
-  } finally {
-    await db.destroy();
   }
 }
 

@@ -55,7 +55,7 @@ export function createRedis(
         clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
         retryDelayOnFailover: 100,
         retryDelayOnClusterDown: 100,
-        redisOptions: { ...options, ...(tls ? { tls } : {}) },
+        redisOptions: options, // TLS and credentials included: every node gets them
         ...(tls ? { dnsLookup: (address, callback) => callback(null, address) } : {}),
       })
     : r.sentinels

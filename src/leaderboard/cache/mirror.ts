@@ -70,7 +70,6 @@ export function createMirror(deps: {
   redis.defineCommand('mirrorApply', { lua: APPLY });
   redis.defineCommand('mirrorLookup', { numberOfKeys: 2, lua: LOOKUP });
   const named = redisKeys(prefix);
-  const keys = { ready: named.mirrorReady };
   const cycleKeys = (c: CycleName) => named.cycle(c.board, c.window, c.cycle);
 
   let ready = false; // the mirror is complete: ranks may be answered from it
@@ -240,7 +239,7 @@ export function createMirror(deps: {
       }
     }
     if (failures === failuresBefore) {
-      await redis.set(keys.ready, new Date().toISOString());
+      await redis.set(named.mirrorReady, new Date().toISOString());
       ready = true;
       failuresAtLastCleanSync = failures;
       cleanAt = Date.now();
@@ -303,7 +302,7 @@ export function createMirror(deps: {
       ready = false;
       return;
     }
-    const present = await redis.exists(keys.ready);
+    const present = await redis.exists(named.mirrorReady);
     if (!present || !ready) {
       ready = false;
       const started = Date.now();

@@ -206,7 +206,7 @@ async function applyInTransaction(
   if (accepted.length) eventIds = await writeAndCommit(tx, accepted, changed, now);
   else await tx.commit([]);
 
-  // Ranks are not known yet: they come after commit (src/leaderboard/write/post-commit.ts), so that nothing
+  // Ranks are not known yet: they come after commit (src/leaderboard/write/ranks.ts), so that nothing
   // that talks to Redis runs while these row locks are held. Each applied result lists the totals to rank.
   const toRank: PendingRank[] = [];
   const resolved: DeltaOutcome[] = [];
@@ -302,7 +302,7 @@ async function writeAndCommit(
   for (const { target: t, scores } of changed) {
     for (const i of byTarget.get(userBoardKey(t.userId, t.boardId))!) {
       const { req, scoresAfter } = accepted[i];
-      // Ranks are stored after commit (storeRanks); until then the windows carry no `rank` key.
+      // Ranks are stored after commit (src/leaderboard/write/ranks.ts); until then the windows carry no `rank` key.
       const windows = Object.fromEntries(
         t.windows.map((w, j) => [w.name, { cycle: t.cycles[j].name, score: scoresAfter[j] }]),
       );
