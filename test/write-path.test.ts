@@ -187,4 +187,22 @@ describe('the write path, per batch', function () {
       await app.close();
     }
   });
+
+  it('answers an admin-only increment from a caller without a row 400, and provisions nobody', async () => {
+    const app = await startInstance({ AUTO_PROVISION_USERS: 'true' });
+    try {
+      const stranger = uniqueUser('negative');
+      for (const scoreIncrement of [0, -5]) {
+        const res = await post(app, stranger, { scoreIncrement });
+        expect(res.status, JSON.stringify(res.body)).to.equal(400);
+        expect(res.body.errors[0].field).to.equal('scoreIncrement');
+      }
+      const [[{ n }]] = await db.raw('SELECT COUNT(*) AS n FROM users WHERE id = ?', [stranger]);
+      expect(Number(n), 'users created').to.equal(0);
+      // The same caller's valid write still provisions it.
+      expect((await post(app, stranger, { scoreIncrement: 1 })).status).to.equal(201);
+    } finally {
+      await app.close();
+    }
+  });
 });

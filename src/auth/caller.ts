@@ -33,28 +33,34 @@ export function createCallerLoader(deps: {
   // Bumped by every invalidation: a lookup that started before it may hold the old row, so it is not cached.
   let epoch = 0;
 
-  async function fromDatabase(claims: TokenClaims): Promise<User> {
+  async function fromDatabase(claims: TokenClaims, provision: boolean): Promise<User | undefined> {
     const user = await findUser(deps.db, claims.userId);
-    if (user) return user;
+    if (user || !provision) return user;
     if (!deps.autoProvision) throw forbidden('This user is not registered.');
     return provisionUser(deps.db, { id: claims.userId, displayName: claims.name ?? claims.userId });
   }
 
-  async function loadCaller(ctx: Context): Promise<User> {
+  async function lookup(ctx: Context, provision: boolean): Promise<User | undefined> {
     const claims: TokenClaims = ctx.state.claims; // set by authenticate(), which every caller's route runs first
     ctx.state.userId = claims.userId;
-    let user: User;
+    let user: User | undefined;
     const hit = ttl > 0 ? cache.get(claims.userId) : undefined;
     if (hit && hit.expires > now()) {
       user = hit.user;
     } else {
       const started = epoch;
-      user = await fromDatabase(claims);
-      if (ttl > 0 && started === epoch) remember(user);
+      user = await fromDatabase(claims, provision);
+      if (user && ttl > 0 && started === epoch) remember(user);
     }
-    if (user.status === 'banned') throw forbidden('This account is banned.');
+    if (user?.status === 'banned') throw forbidden('This account is banned.');
     return user;
   }
+
+  /** The caller's row, created from the token if it has none (and auto-provisioning is on). */
+  const loadCaller = async (ctx: Context): Promise<User> => (await lookup(ctx, true))!;
+
+  /** The caller's row if there is one; creates nothing (for decisions made before input is accepted). */
+  const existing = (ctx: Context): Promise<User | undefined> => lookup(ctx, false);
 
   function remember(user: User): void {
     cache.delete(user.id); // re-insert at the end, so the Map's order is oldest-first
@@ -68,7 +74,7 @@ export function createCallerLoader(deps: {
     cache.delete(userId);
   }
 
-  return Object.assign(loadCaller, { invalidate });
+  return Object.assign(loadCaller, { invalidate, existing });
 }
 
 export type CallerLoader = ReturnType<typeof createCallerLoader>;

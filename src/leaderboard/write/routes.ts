@@ -87,8 +87,9 @@ export function scoreWriteRoutes(
     const claims: TokenClaims = ctx.state.claims;
     let requiresAdmin = false;
     if (asPlayer.error) {
-      const caller = await deps.loadCaller(ctx);
-      if (caller.role === 'player') validate(schemas.player, raw);
+      // A caller without a row would be provisioned as a player: refuse without creating it.
+      const caller = await deps.loadCaller.existing(ctx);
+      if (caller?.role !== 'admin') validate(schemas.player, raw);
       requiresAdmin = true;
     }
     const userId = body.userId ?? claims.userId;
