@@ -177,6 +177,8 @@ export function createSnapshotEngine(deps: {
   // What the current top N holds, to tell which commits cannot change it (see markChanged).
   let top = { users: new Set<string>(), floor: 0, full: false };
   let skippedAt = 0; // when a commit was judged unable to change the top N (0: none since the last rebuild)
+  // This instance's snapshot is newer than what it could store in Redis (changedHere: its content is new).
+  let unshared: { changedHere: boolean } | undefined;
 
   function learnTop(s: Snapshot): void {
     try {
@@ -210,7 +212,7 @@ export function createSnapshotEngine(deps: {
   }
 
   function offerShared(s: SharedSnapshot): void {
-    offer({ ...s, body: Buffer.from(s.body) });
+    if (offer({ ...s, body: Buffer.from(s.body) })) unshared = undefined; // a newer one is shared already
   }
 
   /** This instance's clock passed the reset: the new cycle starts empty, and is read from MySQL next tick. */
@@ -218,6 +220,7 @@ export function createSnapshotEngine(deps: {
     const now = cycleAt(deps.reset, new Date());
     if (now.start.getTime() <= cycle.start.getTime()) return;
     cycle = now;
+    unshared = undefined; // the last cycle's top is history; the new cycle's first read is shared
     if (built) offer(emptySnapshot(now));
     dirty = true;
   }
@@ -225,8 +228,20 @@ export function createSnapshotEngine(deps: {
   async function rebuild(): Promise<void> {
     const next = await readSnapshot(db, deps.size, { board, window, cycle });
     const before = current.etag;
-    if (!offer(next) || !redisReady(redis)) return;
-    const changedHere = next.etag !== before;
+    if (!offer(next)) return;
+    unshared = { changedHere: next.etag !== before || unshared?.changedHere === true };
+    await share();
+  }
+
+  /**
+   * Stores and announces `current` in Redis. While Redis is unreachable it stays unshared and is shared on the
+   * first tick Redis is back: other instances listen for announcements rather than ask MySQL, so a snapshot
+   * built during a blip and never shared would leave them on the older one until the next commit.
+   */
+  async function share(): Promise<void> {
+    if (!unshared || !redisReady(redis)) return;
+    const next = current;
+    const { changedHere } = unshared;
     const shared: SharedSnapshot = { ...next, board, window, body: next.body.toString() };
     try {
       const published = await redis.snapshotPublish(
@@ -237,6 +252,7 @@ export function createSnapshotEngine(deps: {
         String(next.cycleStartMs),
         keys.snapshotChannel,
       );
+      if (current === next) unshared = undefined;
       if (published === 1 && changedHere) deps.onShared?.(next);
     } catch (err) {
       markRedisFailure(redis);
@@ -265,6 +281,7 @@ export function createSnapshotEngine(deps: {
     // used this instance's snapshot, which a concurrent change elsewhere (a correction, a ban) may have
     // made outdated.
     if (skippedAt && Date.now() - skippedAt >= SAFETY_REBUILD_MS) dirty = true;
+    if (unshared && !dirty) await share();
     const sharing = deps.listening() && redisReady(redis);
     if (!dirty && sharing) return;
     if (!dirty && !(await changedInDatabase())) return;
