@@ -5,6 +5,7 @@ import { TEST_REDIS_URL, tokenFor, uniqueUser } from './helpers/env';
 import { eventually, startInstance, type Instance } from './helpers/instance';
 import { startTcpProxy } from './helpers/tcp-proxy';
 import { insertUser } from './helpers/assertions';
+import { provisionUsers } from '../src/users/store';
 
 const PATH = '/api/v1/scores/update';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -102,6 +103,25 @@ describe('the write path, per batch', function () {
     } finally {
       await app.close();
     }
+  });
+
+  it('provisioning only reads callers that exist: a row locked by a write transaction does not hold it up', async () => {
+    const [held, fresh] = [uniqueUser('held'), uniqueUser('fresh')];
+    await insertUser(db, held);
+    const trx = await db.transaction();
+    try {
+      await trx.raw('SELECT id FROM users WHERE id = ? FOR UPDATE', [held]);
+      const started = Date.now();
+      await provisionUsers(db, [
+        { id: held, displayName: held },
+        { id: fresh, displayName: fresh },
+      ]);
+      expect(Date.now() - started, 'waited for the lock').to.be.below(2000);
+    } finally {
+      await trx.rollback();
+    }
+    const [rows] = await db.raw('SELECT id, role FROM users WHERE id IN (?, ?) ORDER BY id', [held, fresh]);
+    expect(rows.map((r: { role: string }) => r.role)).to.deep.equal(['player', 'player']);
   });
 
   it('stores the ranks of the first answer with its event, so a replay answers exactly that', async () => {

@@ -71,3 +71,23 @@ export async function rawRows<T>(
   const [rows] = await db.raw(sql, bindings as Knex.RawBinding[]);
   return rows as T[];
 }
+
+const DEADLOCK = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT']);
+const MAX_ATTEMPTS = 5;
+
+/**
+ * Runs `fn` again (after a short random pause) when MySQL chose it as a deadlock's victim or its lock wait
+ * timed out, up to five times. Only for work that leaves nothing behind when it fails: one transaction, or one
+ * autocommit statement.
+ */
+export async function retryOnDeadlock<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (!DEADLOCK.has(code) || attempt >= MAX_ATTEMPTS) throw err;
+      await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
+    }
+  }
+}

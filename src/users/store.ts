@@ -1,4 +1,4 @@
-import { rawRows, type Db } from '../platform/db';
+import { rawRows, retryOnDeadlock, type Db } from '../platform/db';
 import { ALL_CYCLE_START } from '../leaderboard/boards/cycles';
 
 /**
@@ -44,13 +44,30 @@ export async function provisionUser(db: Db, user: Pick<User, 'id' | 'displayName
   return (await findUser(db, user.id))!;
 }
 
-/** Creates the users that are missing, as players, in one autocommit statement (in id order, like every lock). */
+/**
+ * Creates the users that are missing, as players. Existing rows are only read (a consistent read, no lock):
+ * locking a hot user's row here would queue behind, and could deadlock with, the write transactions that lock
+ * it. Missing ones are inserted in one autocommit statement, in id order like every lock, and a deadlock with
+ * another instance creating the same users retries it.
+ */
 export async function provisionUsers(db: Db, users: Array<Pick<User, 'id' | 'displayName'>>): Promise<void> {
-  const sorted = [...users].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  await db.raw(
-    `INSERT INTO users (id, display_name, role) VALUES ${sorted.map(() => "(?, ?, 'player')").join(', ')}
-     ON DUPLICATE KEY UPDATE id = id`,
-    sorted.flatMap((u) => [u.id, u.displayName]),
+  const ids = users.map((u) => u.id);
+  const existing = await rawRows<{ id: string }>(
+    db,
+    `SELECT id FROM users WHERE id IN (${ids.map(() => '?').join(', ')})`,
+    ids,
+  );
+  const have = new Set(existing.map((r) => r.id));
+  const missing = users
+    .filter((u) => !have.has(u.id))
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  if (missing.length === 0) return;
+  await retryOnDeadlock(() =>
+    db.raw(
+      `INSERT INTO users (id, display_name, role) VALUES ${missing.map(() => "(?, ?, 'player')").join(', ')}
+       ON DUPLICATE KEY UPDATE id = id`,
+      missing.flatMap((u) => [u.id, u.displayName]),
+    ),
   );
 }
 

@@ -1,4 +1,4 @@
-import type { Db } from '../../platform/db';
+import { retryOnDeadlock, type Db } from '../../platform/db';
 import { IN_CYCLE_SQL } from '../ranking';
 import { inTransaction, type Statement, type Tx } from '../../platform/pipelined-tx';
 import type { MirrorEntry } from '../cache/mirror';
@@ -38,9 +38,6 @@ export interface BatchResult {
 /** A board's windows, or undefined for a board that does not exist. */
 export type WindowsOf = (boardId: string) => BoardWindow[] | undefined;
 
-const DEADLOCK = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT']);
-const MAX_ATTEMPTS = 5;
-
 /**
  * Applies a batch of deltas in one transaction and returns one outcome per request, in order.
  * Users are locked in id order (so concurrent batches cannot deadlock on each other's rows), the idempotency
@@ -52,15 +49,7 @@ export async function applyBatch(
   requests: DeltaRequest[],
   windowsOf: WindowsOf,
 ): Promise<BatchResult> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await inTransaction(db, (tx) => applyInTransaction(tx, requests, windowsOf));
-    } catch (err) {
-      const code = (err as { code?: string }).code ?? '';
-      if (!DEADLOCK.has(code) || attempt >= MAX_ATTEMPTS) throw err;
-      await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
-    }
-  }
+  return retryOnDeadlock(() => inTransaction(db, (tx) => applyInTransaction(tx, requests, windowsOf)));
 }
 
 interface UserRow {
