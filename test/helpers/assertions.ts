@@ -27,15 +27,17 @@ export interface EventRow {
   id: number;
   delta: number;
   score_after: number;
-  rank_after: number | null;
   actor_id: string;
   action_id: string | null;
 }
 
-/** The user's score history, oldest first. */
+/**
+ * The user's score history, oldest first. Not the stored ranks: they are written after the answer (ranks.ts)
+ * and may land at any moment after a 201, so a before/after comparison that held them would race.
+ */
 export async function mysqlEvents(db: Knex, userId: string): Promise<EventRow[]> {
   const [rows] = await db.raw(
-    'SELECT id, delta, score_after, rank_after, actor_id, action_id FROM score_events WHERE user_id = ? ORDER BY id',
+    'SELECT id, delta, score_after, actor_id, action_id FROM score_events WHERE user_id = ? ORDER BY id',
     [userId],
   );
   return (rows as EventRow[]).map((r) => ({
