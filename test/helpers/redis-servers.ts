@@ -10,8 +10,39 @@ const REDIS_SERVER = process.env.REDIS_SERVER_PATH ?? '/usr/bin/redis-server';
 
 interface Proc {
   port: number;
-  child: ChildProcess;
   kill(signal?: NodeJS.Signals): void;
+  /** Starts the process again on its port with its configuration (and no data: nothing is saved). */
+  restart(): Promise<void>;
+}
+
+async function answersPing(port: number): Promise<boolean> {
+  const probe = new Redis({
+    port,
+    host: '127.0.0.1',
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  probe.on('error', () => {});
+  try {
+    await probe.connect();
+    return (await probe.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}
+
+/** Runs `fn` on a short-lived connection to the node on `port`. */
+async function onNode<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> {
+  const r = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, retryStrategy: () => null });
+  r.on('error', () => {});
+  try {
+    return await fn(r);
+  } finally {
+    r.disconnect();
+  }
 }
 
 async function start(dir: string, name: string, lines: string[], sentinel = false): Promise<Proc> {
@@ -21,30 +52,13 @@ async function start(dir: string, name: string, lines: string[], sentinel = fals
     conf,
     [`port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, 'save ""', 'appendonly no', ...lines].join('\n') + '\n',
   );
-  const child = spawn(REDIS_SERVER, sentinel ? [conf, '--sentinel'] : [conf], { stdio: 'ignore' });
-  await eventually(
-    async () => {
-      const probe = new Redis({
-        port,
-        host: '127.0.0.1',
-        lazyConnect: true,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-      });
-      probe.on('error', () => {});
-      try {
-        await probe.connect();
-        return (await probe.ping()) === 'PONG';
-      } catch {
-        return false;
-      } finally {
-        probe.disconnect();
-      }
-    },
-    10_000,
-    50,
-  );
-  return { port, child, kill: (signal = 'SIGKILL') => child.kill(signal) };
+  let child: ChildProcess;
+  const spawnIt = async () => {
+    child = spawn(REDIS_SERVER, sentinel ? [conf, '--sentinel'] : [conf], { stdio: 'ignore' });
+    await eventually(() => answersPing(port), 10_000, 50);
+  };
+  await spawnIt();
+  return { port, kill: (signal = 'SIGKILL') => child.kill(signal), restart: spawnIt };
 }
 
 /**
@@ -113,6 +127,17 @@ export async function startSentinelGroup(name = 'sbtest') {
     kill(port: number) {
       all.find((p) => p.port === port)?.kill('SIGKILL');
     },
+    /** Starts a killed data node again, empty; the sentinels make it a replica of the current primary. */
+    async restart(port: number) {
+      await all.find((p) => p.port === port)?.restart();
+    },
+    /** Whether the sentinels' primary has two connected replicas again (a failover has fully healed). */
+    async healthy(): Promise<boolean> {
+      const primary = await ask().catch(() => 0);
+      if (!primary) return false;
+      const info = await onNode(primary, (r) => r.info('replication')).catch(() => '');
+      return /role:master/.test(info) && /connected_slaves:2/.test(info);
+    },
     async close() {
       for (const p of [...sentinels, ...all]) p.kill('SIGKILL');
       await new Promise((r) => setTimeout(r, 200));
@@ -158,19 +183,6 @@ export async function startCluster() {
       code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create: ${out}`)),
     );
   });
-  const node = (port: number) => {
-    const r = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, retryStrategy: () => null });
-    r.on('error', () => {});
-    return r;
-  };
-  const onNode = async <T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> => {
-    const r = node(port);
-    try {
-      return await fn(r);
-    } finally {
-      r.disconnect();
-    }
-  };
   const killed = new Set<number>();
   const alive = () => nodes.filter((n) => !killed.has(n.port));
   const stateOk = (port: number) =>
@@ -212,6 +224,16 @@ export async function startCluster() {
       }
       return total;
     },
+    /** How often each command ran on the live nodes (INFO commandstats, inside scripts too), summed. */
+    async commandCalls(): Promise<Record<string, number>> {
+      const total: Record<string, number> = {};
+      for (const n of alive()) {
+        const stats = await onNode(n.port, (r) => r.info('commandstats')).catch(() => '');
+        for (const [, cmd, calls] of stats.matchAll(/cmdstat_([\w|]+):calls=(\d+)/g))
+          total[cmd] = (total[cmd] ?? 0) + Number(calls);
+      }
+      return total;
+    },
     /** CLUSTER NODES as a live node sees it (for failure messages). */
     async describe(): Promise<string> {
       return onNode(alive()[0].port, async (r) => String(await r.call('CLUSTER', 'NODES'))).catch(String);
@@ -223,6 +245,16 @@ export async function startCluster() {
     kill(port: number) {
       killed.add(port);
       nodes.find((n) => n.port === port)?.kill('SIGKILL');
+    },
+    /** Starts a killed node again, empty; it keeps its node id and rejoins as a replica of its successor. */
+    async restart(port: number) {
+      await nodes.find((n) => n.port === port)?.restart();
+      killed.delete(port);
+    },
+    /** The ports of the primaries serving slots now, as a live node sees it. */
+    async primaries(): Promise<number[]> {
+      const ranges = await onNode(alive()[0].port, (r) => r.call('CLUSTER', 'SLOTS'));
+      return [...new Set((ranges as Array<[number, number, [string, number]]>).map((x) => Number(x[2][1])))];
     },
     async close() {
       for (const n of nodes) n.kill('SIGKILL');
