@@ -70,6 +70,13 @@ const table = {
     // optional CA bundle for a private CA (either mode).
     tls: value<boolean>('REDIS_TLS', Joi.boolean().default(false)),
     tlsCaFile: optional<string>('REDIS_TLS_CA_FILE', Joi.string()),
+    // Snapshot notices go out on one channel per board: sharded pub/sub (SPUBLISH, Redis 7+) when the server
+    // has it, so a cluster sends each to its board's shard only; `off` keeps classic pub/sub (for a proxy in
+    // front of Redis that does not know SSUBSCRIBE).
+    shardedPubsub: value<'auto' | 'off'>(
+      'REDIS_SHARDED_PUBSUB',
+      Joi.string().valid('auto', 'off').default('auto'),
+    ),
   },
   redisPrefix: value<string>('REDIS_PREFIX', Joi.string().min(1).max(64).default('scoreboard:')),
   redisTimeoutMs: value<number>('REDIS_TIMEOUT_MS', int().min(10).default(500)),

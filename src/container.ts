@@ -39,7 +39,7 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
   const logger = createLogger(config.logLevel);
   const db = createDb(config);
   const redis = createRedis(config, logger);
-  const subscriber = createRedis(config);
+  const subscriber = createRedis(config, undefined, 'subscriber');
   const events = createEvents(logger);
   const metrics = createMetrics();
   redis.on('error', () => metrics.redisErrors.inc());
@@ -73,6 +73,7 @@ export function createContainer(config: Config, hooks: ContainerHooks = {}) {
     subscriber,
     boards: boardRegistry,
     prefix: config.redisPrefix,
+    shardedPubsub: config.redis.shardedPubsub,
     size: config.scoreboardSize,
     tickMs: config.snapshotTickMs,
     idleMs: config.boards.idleMs,

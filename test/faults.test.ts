@@ -332,7 +332,9 @@ describe('fault injection', function () {
         const sent = stream.events().length;
 
         // The older snapshot arrives late on the channel (a slow or out-of-order publisher somewhere).
-        await direct.publish(redisKeys(prefix).snapshotChannel, old);
+        // Redis 7: the board's shard channel, which the instance listens on (so the message does reach it).
+        const receivers = await direct.spublish(redisKeys(prefix).boardChannel('global'), old);
+        expect(receivers, 'subscribers of the channel').to.be.at.least(1);
         await sleep(300);
         const after = await app.request.get('/api/v1/scores/top');
         expect(after.headers.etag).to.equal(current.headers.etag);

@@ -115,8 +115,13 @@ describe('Redis Cluster: three shards, and a failover under load', function () {
     const grew = (name: string) => (errorsAfter[name] ?? 0) - (errorsBefore[name] ?? 0);
     expect(grew('CROSSSLOT'), JSON.stringify(errorsAfter)).to.equal(0);
     // (Plain ERR is not counted: ioredis names itself with CLIENT SETINFO, which Redis 7.0 answers with ERR.)
-    for (const cmd of ['evalsha', 'eval', 'publish', 'zadd', 'hset', 'get', 'set'])
+    for (const cmd of ['evalsha', 'eval', 'spublish', 'ssubscribe', 'zadd', 'hset', 'get', 'set'])
       expect(grew(`failed:${cmd}`), `${cmd}: ${JSON.stringify(errorsAfter)}`).to.equal(0);
+    // Notices went over shard channels (Redis 7), each to its board's shard only: none was broadcast.
+    const calls = await cluster.commandCalls();
+    expect(calls.spublish, JSON.stringify(calls)).to.be.greaterThan(0);
+    expect(calls.ssubscribe, JSON.stringify(calls)).to.be.greaterThan(0);
+    expect(calls.publish ?? 0, JSON.stringify(calls)).to.equal(0);
   });
 
   it('a SIGKILLed primary is replaced by its replica; no acknowledged delta is lost or doubled, the mirror heals, snapshots flow', async () => {

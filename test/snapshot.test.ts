@@ -1,9 +1,9 @@
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import { expect } from 'chai';
 import { deleteRunKeys, isolatedStore } from './helpers/database';
 import { addPoints } from './helpers/api';
 import { ensureAdmin } from './helpers/assertions';
-import { tokenFor, uniqueUser } from './helpers/env';
+import { TEST_REDIS_URL, tokenFor, uniqueUser } from './helpers/env';
 import { countQueries, eventually, startInstance, type Instance } from './helpers/instance';
 import { startTcpProxy } from './helpers/tcp-proxy';
 import { redisKeys } from '../src/leaderboard/ranking';
@@ -356,6 +356,25 @@ describe('top-N snapshot', function () {
       await proxy.close();
     }
   });
+  it('REDIS_SHARDED_PUBSUB=off: notices go over classic pub/sub on the board channel and reach the other instance', async () => {
+    const prefix = `${store.prefix}classic:`;
+    const env = { ...fast, REDIS_PREFIX: prefix, REDIS_SHARDED_PUBSUB: 'off' };
+    const [c, d] = [await start(env), await start(env)];
+    const direct = new Redis(TEST_REDIS_URL);
+    try {
+      const channel = redisKeys(prefix).boardChannel('global');
+      await eventually(async () => ((await direct.pubsub('NUMSUB', channel)) as [string, number])[1] === 2);
+      expect(await direct.pubsub('SHARDCHANNELS', `${prefix}*`)).to.deep.equal([]);
+      const before = await top(d);
+      await addLots(c, uniqueUser('classic'), 1e9);
+      await eventually(async () => (await top(d)).etag !== before.etag, 2000, 10);
+      expect((await top(d)).etag).to.equal((await top(c)).etag);
+    } finally {
+      direct.disconnect();
+      await Promise.all([c.close(), d.close()]);
+    }
+  });
+
   it('a snapshot built while its Redis blipped is shared once Redis is back: the other instance gets it', async () => {
     // Found by the history check: the other instance listens for announcements and does not ask MySQL, so a
     // snapshot that was never shared left it on the older top until the next commit.

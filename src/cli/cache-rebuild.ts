@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { loadDatabaseConfig, loadRedisConfig, loadSettings } from '../config';
 import { createDb } from '../platform/db';
-import { closeRedis, createRedis } from '../platform/redis';
+import { closeRedis, createRedis, shardedPubsubAvailable } from '../platform/redis';
 import { createMirror } from '../leaderboard/cache/mirror';
 import { createSnapshotEngine } from '../leaderboard/snapshot/engine';
 import { createBoardRegistry } from '../leaderboard/boards/registry';
@@ -43,6 +43,7 @@ async function main(): Promise<void> {
       graceMs: s.CLOSED_CYCLE_GRACE_MS as number,
     });
     const started = Date.now();
+    const sharded = await shardedPubsubAvailable(redis, redisMode.shardedPubsub);
     const rows = await mirror.rebuild();
     let windows = 0;
     for (const board of boards.list())
@@ -58,6 +59,7 @@ async function main(): Promise<void> {
           tickMs: 1000,
           logger,
           listening: () => false,
+          sharded: () => sharded,
         });
         await engine.rebuild();
         windows++;

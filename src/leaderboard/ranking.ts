@@ -75,8 +75,11 @@ export function redisKeys(prefix: string) {
     /** A board window's shared top-N snapshot (string). */
     snapshotOf: (boardId: string, window: string) => `${board(boardId)}snapshot:${window}`,
     snapshot: `${board('global')}snapshot:all`,
-    /** One channel for every board window's snapshot notices (a message names its board window). */
-    snapshotChannel: `${prefix}snapshot`,
+    /**
+     * A board's channel for its windows' snapshot notices (a message names its window). In the board's slot:
+     * a shard channel (SPUBLISH) hashes like a key, and the snapshot script publishes on it.
+     */
+    boardChannel: (boardId: string) => `${board(boardId)}notices`,
     /** The per-user write limit's key prefix: `<writeLimit>:<user>` (one key per script call). */
     writeLimit: `${prefix}ratelimit:writes`,
     /** Cheat signals: a user's points in a minute, whether it was flagged that minute (one slot per user). */

@@ -24,6 +24,8 @@ const VARIABLE_KEY_COMMANDS = ['mirrorApply'];
 export function createRedis(
   config: Pick<Config, 'redisUrl' | 'redisTimeoutMs' | 'redis'>,
   logger?: Logger,
+  /** The connection that subscribes: in a cluster it keeps one subscriber per primary for shard channels. */
+  role: 'commands' | 'subscriber' = 'commands',
 ): RedisClient {
   const { redis: r } = config;
   const tls =
@@ -56,6 +58,7 @@ export function createRedis(
         retryDelayOnFailover: 100,
         retryDelayOnClusterDown: 100,
         redisOptions: options, // TLS and credentials included: every node gets them
+        shardedSubscribers: role === 'subscriber' && r.shardedPubsub !== 'off',
         ...(tls ? { dnsLookup: (address, callback) => callback(null, address) } : {}),
       })
     : r.sentinels
@@ -90,6 +93,19 @@ export function createRedis(
     down = false;
   });
   return redis;
+}
+
+/**
+ * Whether the server takes sharded pub/sub (SPUBLISH and SSUBSCRIBE: Redis 7 and later, Valkey), unless
+ * REDIS_SHARDED_PUBSUB=off. In a cluster any node answers; the nodes of one cluster run one version.
+ */
+export async function shardedPubsubAvailable(
+  redis: RedisClient,
+  setting: Config['redis']['shardedPubsub'],
+): Promise<boolean> {
+  if (setting === 'off') return false;
+  const info = await redis.info('server');
+  return Number(/redis_version:(\d+)/.exec(info)?.[1] ?? 0) >= 7;
 }
 
 const closed = new WeakSet<RedisClient>();

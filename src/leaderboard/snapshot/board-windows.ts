@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Db } from '../../platform/db';
-import { redisReady, type RedisClient } from '../../platform/redis';
+import { redisReady, shardedPubsubAvailable, type RedisClient } from '../../platform/redis';
 import { redisKeys } from '../ranking';
 import type { BoardRegistry } from '../boards/registry';
 import {
@@ -21,7 +21,7 @@ export interface BoardWindowFeed {
 const key = (board: string, window: string) => `${board}/${window}`;
 
 /**
- * On the snapshot channel beside shared snapshots: commits to these windows of a board (per window: user,
+ * On a board's channel beside shared snapshots: commits to these windows of a board (per window: user,
  * new total, active, cycle), for the instances that hold them to judge whether to rebuild.
  */
 interface DirtyNotice {
@@ -32,8 +32,13 @@ interface DirtyNotice {
 /**
  * The live snapshots of the board windows this instance serves. A board window gets its snapshot engine on
  * first read and keeps it while it is polled or followed by a stream; one that nobody read for `idleMs` is
- * dropped, so a thousand boards cost nothing until they are read. `global`/`all` is always kept. One Redis
- * subscription carries every board window's announcements; each goes to its engine, if this instance has one.
+ * dropped, so a thousand boards cost nothing until they are read. `global`/`all` is always kept.
+ *
+ * Each board has a channel (`boardChannel`, in the board's hash slot), and an instance subscribes to the
+ * channels of the boards it holds windows of. Sharded pub/sub (SSUBSCRIBE/SPUBLISH) when the server has it:
+ * a cluster then carries a notice on the board's shard only, instead of broadcasting every notice to every
+ * node; classic pub/sub otherwise. Until this instance knows which (Redis unreachable since start-up), its
+ * engines ask MySQL each tick and its notices go out both ways.
  */
 export function createBoardWindows(deps: {
   db: Db;
@@ -42,6 +47,8 @@ export function createBoardWindows(deps: {
   subscriber: RedisClient;
   boards: Pick<BoardRegistry, 'window'>;
   prefix: string;
+  /** REDIS_SHARDED_PUBSUB. */
+  shardedPubsub: 'auto' | 'off';
   size: number;
   tickMs: number;
   idleMs: number;
@@ -52,11 +59,43 @@ export function createBoardWindows(deps: {
   onShared?: (feed: { board: string; window: string }, s: Snapshot) => void;
 }) {
   const { logger } = deps;
-  const channel = redisKeys(deps.prefix).snapshotChannel;
+  const keys = redisKeys(deps.prefix);
   const live = new Map<string, { feed: BoardWindowFeed; usedAt: number }>();
-  let subscribed = false; // while false, nobody can tell us about changes: each engine asks MySQL each tick
+  let sharded: boolean | undefined; // which pub/sub the server takes; undefined until asked
+  const channels = new Map<string, string>(); // channel -> board, for every board held here
+  // Boards whose channel this connection is subscribed to. Until then nobody can tell their windows about
+  // changes, so each of their engines asks MySQL each tick.
+  const subscribed = new Set<string>();
   let sweeper: NodeJS.Timeout | undefined;
-  const listening = () => subscribed && redisReady(deps.subscriber);
+  const listeningTo = (board: string) => subscribed.has(board) && redisReady(deps.subscriber);
+
+  async function subscribe(board: string): Promise<void> {
+    if (sharded === undefined || !redisReady(deps.subscriber) || subscribed.has(board)) return;
+    const channel = keys.boardChannel(board);
+    try {
+      await (sharded ? deps.subscriber.ssubscribe(channel) : deps.subscriber.subscribe(channel));
+      if (channels.has(channel)) subscribed.add(board);
+      else await unsubscribe(board); // dropped meanwhile
+    } catch (err) {
+      logger.warn({ err: (err as Error).message, board }, 'subscribe failed');
+    }
+  }
+
+  async function unsubscribe(board: string): Promise<void> {
+    subscribed.delete(board);
+    if (sharded === undefined || !redisReady(deps.subscriber)) return;
+    const channel = keys.boardChannel(board);
+    await (sharded ? deps.subscriber.sunsubscribe(channel) : deps.subscriber.unsubscribe(channel)).catch(
+      () => undefined, // a lost connection forgets its subscriptions anyway
+    );
+  }
+
+  /** Publishes on a board's channel the way this server takes it (both ways while that is not known yet). */
+  function publish(board: string, message: string): void {
+    const channel = keys.boardChannel(board);
+    if (sharded !== false) deps.redis.spublish(channel, message).catch(() => undefined);
+    if (sharded !== true) deps.redis.publish(channel, message).catch(() => undefined);
+  }
 
   function open(board: string, window: string): BoardWindowFeed | undefined {
     const k = key(board, window);
@@ -77,18 +116,23 @@ export function createBoardWindows(deps: {
       size: deps.size,
       tickMs: deps.tickMs,
       logger,
-      listening,
+      listening: () => listeningTo(board),
+      sharded: () => sharded,
       onChanged: (s) => deps.onChanged?.({ board, window }, s),
       onShared: (s) => deps.onShared?.({ board, window }, s),
     });
     const feed = { board, window, snapshot };
     live.set(k, { feed, usedAt: Date.now() });
+    if (!channels.has(keys.boardChannel(board))) {
+      channels.set(keys.boardChannel(board), board);
+      void subscribe(board);
+    }
     void snapshot.start();
     return feed;
   }
 
   function onMessage(ch: string, message: string): void {
-    if (ch !== channel) return;
+    if (!channels.has(ch)) return;
     try {
       const s = JSON.parse(message) as SharedSnapshot | DirtyNotice;
       if ('dirty' in s) {
@@ -112,6 +156,10 @@ export function createBoardWindows(deps: {
       if (k === key('global', 'all') || feed.snapshot.listeners() > 0 || usedAt > cutoff) continue;
       live.delete(k);
       void feed.snapshot.stop();
+      if (![...live.values()].some((l) => l.feed.board === feed.board)) {
+        channels.delete(keys.boardChannel(feed.board));
+        void unsubscribe(feed.board);
+      }
     }
   }
 
@@ -146,7 +194,7 @@ export function createBoardWindows(deps: {
         }
         if (elsewhere.length === 0 || !redisReady(deps.redis)) continue; // (without Redis each asks MySQL)
         const notice: DirtyNotice = { dirty: board, windows: elsewhere };
-        deps.redis.publish(channel, JSON.stringify(notice)).catch(() => undefined);
+        publish(board, JSON.stringify(notice));
       }
     },
     /** A user changed (ban, rename): every live window may show them. */
@@ -155,17 +203,24 @@ export function createBoardWindows(deps: {
     },
     async start(): Promise<void> {
       deps.subscriber.on('message', onMessage);
+      deps.subscriber.on('smessage', onMessage);
       // (Re)subscribe on every connect: with no offline queue a subscribe sent while connecting is lost.
-      const onReady = () => {
-        deps.subscriber
-          .subscribe(channel)
-          .then(() => (subscribed = true))
-          .catch((err) => logger.warn({ err: err.message }, 'subscribe failed'));
+      const onReady = async () => {
+        subscribed.clear();
+        try {
+          sharded ??= await shardedPubsubAvailable(deps.redis, deps.shardedPubsub);
+        } catch (err) {
+          logger.warn({ err: (err as Error).message }, 'could not ask redis for its version; will retry');
+          // Meanwhile the engines ask MySQL each tick.
+          setTimeout(() => redisReady(deps.subscriber) && void onReady(), 1000).unref();
+          return;
+        }
+        await Promise.all([...channels.values()].map(subscribe));
         for (const { feed } of live.values()) feed.snapshot.resync();
       };
-      deps.subscriber.on('ready', onReady);
-      deps.subscriber.on('close', () => (subscribed = false));
-      if (redisReady(deps.subscriber)) onReady();
+      deps.subscriber.on('ready', () => void onReady());
+      deps.subscriber.on('close', () => subscribed.clear());
+      if (redisReady(deps.subscriber)) void onReady();
       await open('global', 'all')!.snapshot.start();
       sweeper = setInterval(sweep, Math.max(1000, Math.floor(deps.idleMs / 2)));
       sweeper.unref();

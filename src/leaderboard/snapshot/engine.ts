@@ -41,8 +41,9 @@ interface SharedSnapshot extends Omit<Snapshot, 'body'> {
 export const snapshotEtag = (cycle: string, body: Buffer) =>
   cycle === ALL_CYCLE ? etagFor(body) : etagFor(Buffer.concat([Buffer.from(`${cycle}\n`), body]));
 
-// Stores the snapshot and announces it only if it is newer than the stored one. The channel is ARGV[5], not a
-// key: a channel has no hash slot, and PUBLISH reaches every node of a cluster (classic pub/sub).
+// Stores the snapshot and announces it on the board's channel only if it is newer than the stored one. The
+// channel is KEYS[2], in the board's slot like KEYS[1]: a shard channel hashes like a key (ARGV[5] is
+// SPUBLISH for sharded pub/sub, else PUBLISH).
 const PUBLISH_IF_NEWER = `
 local held = redis.call('GET', KEYS[1])
 if held then
@@ -52,11 +53,11 @@ if held then
   if hc > c or (hc == c and (h.maxEventId > id or (h.maxEventId == id and h.readAtUs >= at))) then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1])
-redis.call('PUBLISH', ARGV[5], ARGV[1])
+redis.call(ARGV[5], KEYS[2], ARGV[1])
 return 1`;
 
 type SnapshotRedis = RedisClient & {
-  snapshotPublish(key: string, ...args: string[]): Promise<number>;
+  snapshotPublish(key: string, channel: string, ...args: string[]): Promise<number>;
 };
 
 /** A committed change of one user's total in a board window (what the snapshot needs of a mirror entry). */
@@ -153,6 +154,8 @@ export function createSnapshotEngine(deps: {
   logger: Logger;
   /** Whether changes are being announced to this instance (the registry's subscription is up). */
   listening: () => boolean;
+  /** Whether the board's channel is a shard channel; undefined while not known (nothing is shared then). */
+  sharded: () => boolean | undefined;
   /** Told of every adopted snapshot with new content (metrics). */
   onChanged?: (s: Snapshot) => void;
   /** Told when this instance's snapshot became the shared one (once per version across instances). */
@@ -160,7 +163,7 @@ export function createSnapshotEngine(deps: {
 }) {
   const { db, logger, board, window } = deps;
   const redis = deps.redis as SnapshotRedis;
-  redis.defineCommand('snapshotPublish', { numberOfKeys: 1, lua: PUBLISH_IF_NEWER });
+  redis.defineCommand('snapshotPublish', { numberOfKeys: 2, lua: PUBLISH_IF_NEWER });
   const keys = redisKeys(deps.prefix);
   const key = keys.snapshotOf(board, window);
   let cycle = cycleAt(deps.reset, new Date());
@@ -239,18 +242,20 @@ export function createSnapshotEngine(deps: {
    * built during a blip and never shared would leave them on the older one until the next commit.
    */
   async function share(): Promise<void> {
-    if (!unshared || !redisReady(redis)) return;
+    const sharded = deps.sharded();
+    if (!unshared || !redisReady(redis) || sharded === undefined) return;
     const next = current;
     const { changedHere } = unshared;
     const shared: SharedSnapshot = { ...next, board, window, body: next.body.toString() };
     try {
       const published = await redis.snapshotPublish(
         key,
+        keys.boardChannel(board),
         JSON.stringify(shared),
         String(next.maxEventId),
         String(next.readAtUs),
         String(next.cycleStartMs),
-        keys.snapshotChannel,
+        sharded ? 'SPUBLISH' : 'PUBLISH',
       );
       if (current === next) unshared = undefined;
       if (published === 1 && changedHere) deps.onShared?.(next);
