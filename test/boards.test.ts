@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { isolatedStore, withScratchDatabase } from './helpers/database';
+import { deleteRunKeys, isolatedStore, withScratchDatabase } from './helpers/database';
 import { insertUser } from './helpers/assertions';
 import { adminToken } from './helpers/api';
 import { expectProblem } from './helpers/assertions';
@@ -281,8 +281,7 @@ describe('boards and windows', function () {
       name: string;
       cycle: string;
     }>;
-    const mine = await a.redis.keys(`${store.prefix}*`);
-    if (mine.length) await a.redis.del(...mine);
+    await deleteRunKeys(store.prefix);
     await eventually(async () => {
       for (const w of windows)
         if ((await a.redis.zscore(keys.cycle('chess', w.name, w.cycle).scores, u)) !== '9') return false;

@@ -1,8 +1,9 @@
 import { expect } from 'chai';
 import type { Knex } from 'knex';
-import { Redis } from 'ioredis';
+import type { RedisClient } from '../src/platform/redis';
 import { testDb } from './helpers/database';
-import { TEST_REDIS_URL, tokenFor, uniqueUser } from './helpers/env';
+import { tokenFor, uniqueUser } from './helpers/env';
+import { directRedis } from './helpers/test-redis';
 import { startInstance, type Instance } from './helpers/instance';
 import { mysqlEvents, mysqlScore } from './helpers/assertions';
 import { redisKeys } from '../src/leaderboard/ranking';
@@ -13,14 +14,14 @@ describe('concurrent writes', () => {
   let a: Instance;
   let b: Instance;
   let db: Knex;
-  let redis: Redis;
+  let redis: RedisClient;
 
   before(async () => {
     // Far more writes per user than any rate limit would allow: this suite tests the write path, not the limiter.
     const env = { RATE_LIMIT_WRITES_PER_MIN: '1000000' };
     [a, b] = await Promise.all([startInstance(env), startInstance(env)]);
     db = testDb();
-    redis = new Redis(TEST_REDIS_URL);
+    redis = directRedis();
   });
   after(async () => {
     await Promise.all([a.close(), b.close()]);

@@ -1,9 +1,10 @@
 import http from 'node:http';
 import { expect } from 'chai';
 import type { Knex } from 'knex';
-import { Redis } from 'ioredis';
+import type { RedisClient } from '../src/platform/redis';
 import { testDb } from './helpers/database';
-import { TEST_REDIS_URL, tokenFor, uniqueUser } from './helpers/env';
+import { tokenFor, uniqueUser } from './helpers/env';
+import { directRedis } from './helpers/test-redis';
 import { startInstance, type Instance } from './helpers/instance';
 import {
   expectProblem,
@@ -39,12 +40,12 @@ function rawPost(
 describe('POST /scores/update', () => {
   let app: Instance;
   let db: Knex;
-  let redis: Redis;
+  let redis: RedisClient;
 
   before(async () => {
     app = await startInstance();
     db = testDb();
-    redis = new Redis(TEST_REDIS_URL);
+    redis = directRedis();
   });
   after(async () => {
     await app.close();

@@ -176,7 +176,13 @@ describe('top-N snapshot', function () {
     const quiet = await start({ MIRROR_SYNC_INTERVAL_MS: '600000' });
     try {
       await add(quiet, uniqueUser('steady'), 1);
-      await new Promise((r) => setTimeout(r, 400)); // let the tick settle
+      // Let the write's rebuilds settle: at once, or within a second for a commit judged unable to change the
+      // top N (engine.ts, SAFETY_REBUILD_MS). Steady means a whole 1.2 s without a query.
+      await eventually(
+        async () => (await countQueries(quiet.db, () => new Promise((r) => setTimeout(r, 1200)))) === 0,
+        10_000,
+        0,
+      );
       let redisCommands = 0;
       const client = quiet.redis as Redis;
       const send = client.sendCommand.bind(client);
@@ -358,7 +364,7 @@ describe('top-N snapshot', function () {
   });
   it('REDIS_SHARDED_PUBSUB=off: notices go over classic pub/sub on the board channel and reach the other instance', async () => {
     const prefix = `${store.prefix}classic:`;
-    const env = { ...fast, REDIS_PREFIX: prefix, REDIS_SHARDED_PUBSUB: 'off' };
+    const env = { ...fast, REDIS_URL: TEST_REDIS_URL, REDIS_PREFIX: prefix, REDIS_SHARDED_PUBSUB: 'off' };
     const [c, d] = [await start(env), await start(env)];
     const direct = new Redis(TEST_REDIS_URL);
     try {

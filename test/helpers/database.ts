@@ -3,8 +3,8 @@ import { knexConfig, parseDatabaseUrl } from '../../knexfile';
 import { createDatabase, migrateLatest } from '../../src/cli/db';
 import { TEST_ADMIN } from './api';
 import { ensureAdmin } from './assertions';
-import { OWN_TEST_DATABASE, RUN_PREFIX, TEST_DATABASE_URL, TEST_REDIS_URL } from './env';
-import { deleteKeysWithPrefix } from '../../tools/lib/redis-keys';
+import { OWN_TEST_DATABASE, RUN_PREFIX, TEST_DATABASE_URL } from './env';
+import { deleteKeysEverywhere } from './test-redis';
 
 /** A plain knex handle on the test database, for assertions. */
 export const testDb = () => knex(knexConfig(TEST_DATABASE_URL, { poolMax: 4 }));
@@ -31,9 +31,9 @@ export async function dropTestDatabase(): Promise<void> {
   }
 }
 
-/** Deletes only this run's keys on the shared Redis (never FLUSHALL). */
+/** Deletes only this run's keys on the shared Redis and the run's cluster, if any (never FLUSHALL). */
 export async function deleteRunKeys(prefix = RUN_PREFIX): Promise<void> {
-  await deleteKeysWithPrefix(TEST_REDIS_URL, prefix);
+  await deleteKeysEverywhere(prefix);
 }
 
 /** A database name of the suite's own beside the shared test database (MySQL allows 64 characters). */

@@ -31,7 +31,11 @@ export const baseEnv: Record<string, string> = {
 };
 
 export function testConfig(overrides: Record<string, string | undefined> = {}): Config {
-  return loadConfig({ ...baseEnv, ...overrides } as NodeJS.ProcessEnv);
+  const env: Record<string, string | undefined> = { ...baseEnv, ...overrides };
+  // A test that names its own Redis (a proxy, a sentinel group) gets it, whatever the default mode is.
+  if (overrides.REDIS_URL !== undefined || overrides.REDIS_SENTINELS !== undefined)
+    env.REDIS_CLUSTER_NODES = overrides.REDIS_CLUSTER_NODES;
+  return loadConfig(env as NodeJS.ProcessEnv);
 }
 
 /** A unique user id, so tests never collide with each other's rows. */
