@@ -927,7 +927,10 @@ describe('security hardening: limits and cost', function () {
           const res = await c.request.get(path);
           expected--;
           expect(res.status, path).to.equal(path === '/api/v1/scores/top' ? 200 : 404);
-          expect(res.headers['ratelimit-remaining'], path).to.equal(String(expected));
+          // RateLimit-* go out once at most half the budget is left (src/http/rate-limit/limiter.ts).
+          expect(res.headers['ratelimit-remaining'], path).to.equal(
+            expected <= limit / 2 ? String(expected) : undefined,
+          );
         }
         for (const path of spellings) expectProblem(await c.request.get(path), 429);
       } finally {

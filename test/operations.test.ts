@@ -55,6 +55,32 @@ describe('operations', function () {
       }
     });
 
+    it('limits reads per address in memory; RateLimit-* once half the budget is gone, and on every 429', async () => {
+      const app = await startInstance({ RATE_LIMIT_READS_PER_MIN: '10' });
+      try {
+        const answers = [];
+        for (let i = 0; i < 12; i++) answers.push(await app.request.get('/api/v1/scores/top'));
+        expect(answers.map((r) => r.status)).to.deep.equal([...Array(10).fill(200), 429, 429]);
+        // Remaining after each request: 9, 8, ... 0. The fields appear from 5 left on.
+        expect(answers.slice(0, 10).map((r) => r.headers['ratelimit-remaining'])).to.deep.equal([
+          ...Array(4).fill(undefined),
+          ...['5', '4', '3', '2', '1', '0'],
+        ]);
+        for (const r of answers.slice(4)) {
+          expect(r.headers['ratelimit-limit']).to.equal('10');
+          expect(Number(r.headers['ratelimit-reset'])).to.be.within(0, 60);
+        }
+        const refused = answers[10];
+        expect(refused.headers['content-type']).to.match(/problem\+json/);
+        expect(refused.headers['ratelimit-remaining']).to.equal('0');
+        expect(Number(refused.headers['retry-after'])).to.be.within(1, 60);
+        // Only reads under /api count: operator endpoints stay reachable.
+        expect((await app.request.get('/healthz')).status).to.equal(200);
+      } finally {
+        await app.close();
+      }
+    });
+
     it('ignores a spoofed X-Forwarded-For unless TRUST_PROXY says a proxy appends it', async () => {
       const direct = await startInstance({ RATE_LIMIT_READS_PER_MIN: '5' });
       const proxied = await startInstance({ RATE_LIMIT_READS_PER_MIN: '5', TRUST_PROXY: '1' });

@@ -302,7 +302,9 @@ export function headers(config: Pick<Config, 'pollIntervalS' | 'retryAfterS' | '
       schema: { type: 'string', const: 'true' },
     },
     'RateLimit-Limit': {
-      description: 'Requests allowed per minute in this limit.',
+      description:
+        'Requests allowed per minute in this limit (draft-ietf-httpapi-ratelimit-headers-06). Writes carry ' +
+        'the RateLimit-* fields on every answer; reads once at most half of the budget is left; every 429 has them.',
       schema: { type: 'integer' },
     },
     'RateLimit-Remaining': { description: 'Requests left in this window.', schema: { type: 'integer' } },

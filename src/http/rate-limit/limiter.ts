@@ -1,8 +1,5 @@
 import type { Context, Middleware, Next } from 'koa';
-import ratelimit from 'koa-ratelimit';
 import { HttpError } from '../errors';
-
-const HEADERS = { remaining: 'RateLimit-Remaining', reset: 'RateLimit-Reset', total: 'RateLimit-Limit' };
 
 export interface LimitOptions {
   name: string;
@@ -13,58 +10,62 @@ export interface LimitOptions {
 }
 
 /**
- * A per-instance, in-memory koa-ratelimit limiter (reads: a poll touches neither MySQL nor Redis) that
- * answers 429 as a problem with Retry-After and RateLimit-* headers. The per-user write limit, shared through
- * Redis and decided per batch, is src/leaderboard/write/write-limit.ts.
+ * A per-instance, in-memory fixed-window limit (reads: a poll touches neither MySQL nor Redis), the same
+ * windows koa-ratelimit's memory driver kept, at the cost of one Map lookup and an increment per request:
+ * koa-ratelimit builds a limiter object and a promise chain and sets three headers on every request, which
+ * on the poll path cost more than answering the poll (BENCHMARKS.md). The per-user write limit, shared
+ * through Redis and decided per batch, is src/leaderboard/write/write-limit.ts.
+ *
+ * RateLimit-Limit, -Remaining and -Reset are the fields of draft-ietf-httpapi-ratelimit-headers-06 (the form
+ * the write path also sends). That draft does not ask for them on every response and names leaving them out
+ * until a quota runs low as the way to spare their cost; so they go out once at most half the window's
+ * budget is left, and on every 429 (with Retry-After).
  */
 export function createLimiter(opts: LimitOptions): Middleware & { sweep(): void } {
-  const memoryDb = new Map();
-  const inMemory = ratelimit({
-    max: opts.max,
-    duration: opts.durationMs,
-    id: opts.id,
-    headers: HEADERS,
-    throw: true,
-    driver: 'memory',
-    db: memoryDb,
-    namespace: opts.name,
-  });
+  const windows = new Map<string, { count: number; resetAt: number }>();
+  const limit = String(opts.max);
+  const headersFrom = Math.floor(opts.max / 2);
 
-  function limit(ctx: Context, downstream: Next): Promise<void> {
-    // koa-ratelimit sends the reset as an epoch time; the RateLimit-Reset header means seconds from now.
-    return inMemory(ctx, () => {
-      const reset = Number(ctx.response.get('RateLimit-Reset'));
-      if (reset > 1e9) ctx.set('RateLimit-Reset', String(Math.max(0, Math.ceil(reset - Date.now() / 1000))));
-      return downstream();
-    });
-  }
-
-  const middleware = async (ctx: Context, next: Next) => {
-    try {
-      await limit(ctx, next);
-    } catch (err) {
-      const e = err as { status?: number; headers?: Record<string, string | number> };
-      if (e.status !== 429 || err instanceof HttpError) throw err;
-      const retryAfter = Math.max(1, Number(e.headers?.['Retry-After'] ?? 1));
+  const middleware = (ctx: Context, next: Next) => {
+    const id = opts.id(ctx);
+    if (id === false) return next();
+    const now = Date.now();
+    let w = windows.get(id);
+    if (!w) windows.set(id, (w = { count: 0, resetAt: now + opts.durationMs }));
+    else if (w.resetAt <= now) {
+      w.count = 0;
+      w.resetAt = now + opts.durationMs;
+    }
+    const remaining = opts.max - ++w.count;
+    const resetS = Math.max(0, Math.ceil((w.resetAt - now) / 1000));
+    if (remaining < 0) {
+      w.count = opts.max + 1; // a client that keeps knocking does not count up for ever
       opts.onLimited?.(ctx);
+      const retryAfter = String(Math.max(1, resetS));
       throw new HttpError(
         429,
         'Too Many Requests',
         `Rate limit "${opts.name}" exceeded; retry in ${retryAfter} s.`,
         {},
         {
-          'Retry-After': String(retryAfter),
-          'RateLimit-Limit': String(opts.max),
+          'Retry-After': retryAfter,
+          'RateLimit-Limit': limit,
           'RateLimit-Remaining': '0',
-          'RateLimit-Reset': String(retryAfter),
+          'RateLimit-Reset': retryAfter,
         },
       );
     }
+    if (remaining <= headersFrom) {
+      ctx.set('RateLimit-Limit', limit);
+      ctx.set('RateLimit-Remaining', String(remaining));
+      ctx.set('RateLimit-Reset', String(resetS));
+    }
+    return next();
   };
-  /** Drops expired in-memory entries (koa-ratelimit's memory driver never deletes them itself). */
+  /** Drops the windows that have ended (their clients start a new one on their next request). */
   middleware.sweep = () => {
-    const now = Date.now() / 1000;
-    for (const [k, v] of memoryDb) if ((v as { reset: number }).reset < now) memoryDb.delete(k);
+    const now = Date.now();
+    for (const [k, w] of windows) if (w.resetAt <= now) windows.delete(k);
   };
   return middleware;
 }
