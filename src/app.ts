@@ -8,7 +8,7 @@ import { opsRoutes } from './ops/routes';
 import { clientKey } from './http/rate-limit/client-key';
 import { createLimiter } from './http/rate-limit/limiter';
 import { requestContext } from './http/request-context';
-import { lenientPath, ROUTER_OPTIONS } from './http/routing';
+import { ROUTER_OPTIONS, RouteTable, underApi } from './http/routing';
 import { scoreReadRoutes } from './leaderboard/read/routes';
 import { scoreWriteRoutes } from './leaderboard/write/routes';
 import { securityHeaders } from './http/security-headers';
@@ -89,100 +89,105 @@ export function createApp(deps: AppDeps): Koa {
   );
   app.use(corsFor(config.corsOrigins));
 
-  const ops = opsRoutes({
-    db: deps.db,
-    redis: deps.redis,
-    isShuttingDown: deps.isShuttingDown,
-    authStatus: config.jwt.mode === 'oidc' || config.jwt.mode === 'jwks' ? deps.authStatus : undefined,
-    brokerStatus: deps.brokerStatus,
-    timeoutMs: config.databaseTimeoutMs,
-    readyzCacheMs: config.readyzCacheMs,
-    // With METRICS_PORT, src/main.ts serves /metrics on that port and the main port does not know it.
-    metrics:
-      config.metricsPort === undefined
-        ? { metrics: deps.metrics, collect: deps.collect, token: config.metricsToken }
-        : undefined,
-  });
-  app.use(ops.routes()).use(ops.allowedMethods({ throw: true }));
-  const web = new Router(ROUTER_OPTIONS); // the live page, its assets, /openapi.json and /docs
-  webRoutes(web, { config });
-  app.use(web.routes()).use(web.allowedMethods({ throw: true }));
-  // Every GET/HEAD that any spelling would put under /api is counted, the 404s of non-canonical spellings too,
-  // so no spelling gets a budget of its own (the routers below only route the canonical one).
+  // Reads under /api are counted before routing: every GET/HEAD that any spelling would put under /api, the
+  // 404s of non-canonical spellings too, so no spelling gets a budget of its own (the route table only routes
+  // the canonical one).
   app.use((ctx, next) =>
-    (ctx.method === 'GET' || ctx.method === 'HEAD') && lenientPath(ctx.path).startsWith('/api')
-      ? readLimit(ctx, next)
-      : next(),
+    (ctx.method === 'GET' || ctx.method === 'HEAD') && underApi(ctx.path) ? readLimit(ctx, next) : next(),
   );
 
-  const ws = wsRoutes(); // GET without an upgrade: 426 (the upgrade itself is the server's, see src/main.ts)
-  app.use(ws.routes()).use(ws.allowedMethods({ throw: true }));
+  // One route table for the whole app, matched once per request (src/http/routing.ts).
+  const routes = new RouteTable();
+  routes.use(
+    opsRoutes({
+      db: deps.db,
+      redis: deps.redis,
+      isShuttingDown: deps.isShuttingDown,
+      authStatus: config.jwt.mode === 'oidc' || config.jwt.mode === 'jwks' ? deps.authStatus : undefined,
+      brokerStatus: deps.brokerStatus,
+      timeoutMs: config.databaseTimeoutMs,
+      readyzCacheMs: config.readyzCacheMs,
+      // With METRICS_PORT, src/main.ts serves /metrics on that port and the main port does not know it.
+      metrics:
+        config.metricsPort === undefined
+          ? { metrics: deps.metrics, collect: deps.collect, token: config.metricsToken }
+          : undefined,
+    }).routes(),
+  );
+  webRoutes(routes, { config }); // the live page, its assets, /openapi.json and /docs
+  routes.use(wsRoutes().routes()); // GET without an upgrade: 426 (the upgrade itself is the server's, see src/main.ts)
+  // The unversioned /api is the current version, as the original specification wrote it.
+  const api = apiRoutes(deps);
+  routes.use('/api/v1', api.routes());
+  routes.use('/api', api.routes());
+  app.use(routes.routes()).use(routes.allowedMethods({ throw: true }));
+  return app;
+}
 
+/** Every route under /api, relative to it: src/app.ts mounts them at /api/v1 and at /api. */
+function apiRoutes(deps: AppDeps): Router {
+  const { config } = deps;
   const caching = { pollIntervalS: config.pollIntervalS, sharedMaxAgeS: config.pollSharedMaxAgeS };
   const stream = {
     hub: deps.hub,
     retryAfterS: config.retryAfterS,
     clientKey: (ip: string) => clientKey(ip, config.rateLimit.ipv6Prefix),
   };
-  // The unversioned /api is the current version, as the original specification wrote it.
-  for (const prefix of ['/api/v1', '/api']) {
-    const api = new Router({ ...ROUTER_OPTIONS, prefix });
-    snapshotRoutes(api, { boards: deps.boards, caching });
-    streamRoutes(api, { ...stream, boards: deps.boards });
-    boardRoutes(api, {
-      db: deps.db,
-      boards: deps.boardRegistry,
-      loadCaller: deps.loadCaller,
-      verifyToken: deps.verifyToken,
-      maxBoards: config.boards.max,
-      maxWindows: config.boards.maxWindows,
-      maxBodyBytes: config.maxBodyBytes,
-    });
-    boardReadRoutes(api, {
-      db: deps.db,
-      boards: deps.boardRegistry,
-      windows: deps.boards,
-      mirror: deps.mirror,
-      liveGate: deps.standingFallback,
-      archiveGate: deps.archiveFallback,
-      stream,
-      size: config.scoreboardSize,
-      caching,
-      maxAround: config.boards.maxAround,
-      maxPage: config.boards.maxPage,
-      retryAfterS: config.retryAfterS,
-    });
-    scoreWriteRoutes(api, {
-      loadCaller: deps.loadCaller,
-      verifyToken: deps.verifyToken,
-      scores: deps.scores,
-      findBoard: deps.boardRegistry.find,
-      autoProvision: config.autoProvisionUsers,
-      maxScoreIncrement: config.maxScoreIncrement,
-      maxBodyBytes: config.maxBodyBytes,
-      retryAfterS: config.retryAfterS,
-    });
-    scoreReadRoutes(api, {
-      db: deps.db,
-      mirror: deps.mirror,
-      fallback: deps.standingFallback,
-      retryAfterS: config.retryAfterS,
-      loadCaller: deps.loadCaller,
-      verifyToken: deps.verifyToken,
-    });
-    userRoutes(api, {
-      db: deps.db,
-      loadCaller: deps.loadCaller,
-      verifyToken: deps.verifyToken,
-      mirror: deps.mirror,
-      liveSince: () => deps.boardRegistry.liveSince(new Date(), config.boards.closedCycleGraceMs),
-      onChanged: deps.boards.markAllDirty,
-      maxBodyBytes: config.maxBodyBytes,
-    });
-    cheatRoutes(api, { loadCaller: deps.loadCaller, verifyToken: deps.verifyToken, cheat: deps.cheat });
-    app.use(api.routes()).use(api.allowedMethods({ throw: true }));
-  }
-  return app;
+  const api = new Router(ROUTER_OPTIONS);
+  snapshotRoutes(api, { boards: deps.boards, caching });
+  streamRoutes(api, { ...stream, boards: deps.boards });
+  boardRoutes(api, {
+    db: deps.db,
+    boards: deps.boardRegistry,
+    loadCaller: deps.loadCaller,
+    verifyToken: deps.verifyToken,
+    maxBoards: config.boards.max,
+    maxWindows: config.boards.maxWindows,
+    maxBodyBytes: config.maxBodyBytes,
+  });
+  boardReadRoutes(api, {
+    db: deps.db,
+    boards: deps.boardRegistry,
+    windows: deps.boards,
+    mirror: deps.mirror,
+    liveGate: deps.standingFallback,
+    archiveGate: deps.archiveFallback,
+    stream,
+    size: config.scoreboardSize,
+    caching,
+    maxAround: config.boards.maxAround,
+    maxPage: config.boards.maxPage,
+    retryAfterS: config.retryAfterS,
+  });
+  scoreWriteRoutes(api, {
+    loadCaller: deps.loadCaller,
+    verifyToken: deps.verifyToken,
+    scores: deps.scores,
+    findBoard: deps.boardRegistry.find,
+    autoProvision: config.autoProvisionUsers,
+    maxScoreIncrement: config.maxScoreIncrement,
+    maxBodyBytes: config.maxBodyBytes,
+    retryAfterS: config.retryAfterS,
+  });
+  scoreReadRoutes(api, {
+    db: deps.db,
+    mirror: deps.mirror,
+    fallback: deps.standingFallback,
+    retryAfterS: config.retryAfterS,
+    loadCaller: deps.loadCaller,
+    verifyToken: deps.verifyToken,
+  });
+  userRoutes(api, {
+    db: deps.db,
+    loadCaller: deps.loadCaller,
+    verifyToken: deps.verifyToken,
+    mirror: deps.mirror,
+    liveSince: () => deps.boardRegistry.liveSince(new Date(), config.boards.closedCycleGraceMs),
+    onChanged: deps.boards.markAllDirty,
+    maxBodyBytes: config.maxBodyBytes,
+  });
+  cheatRoutes(api, { loadCaller: deps.loadCaller, verifyToken: deps.verifyToken, cheat: deps.cheat });
+  return api;
 }
 
 /** Strict allow-list CORS: only listed origins (or `*`) get CORS headers; credentials are never allowed. */
