@@ -11,8 +11,8 @@ import { postWrites, WRITE_CONNECTIONS } from './writes';
 /** Deltas pre-published per second of load: at the issue's target rate a round drains for about `loadS`. */
 const DELTAS_PER_S = 3000;
 /**
- * The default prefetch is WRITE_BATCH_MAX (50): at most one batch's worth unacknowledged, which arrives spread
- * out behind the previous batch's acks and so commits in fragments. Four batches' worth shows what that costs.
+ * The default prefetch is WRITE_BATCH_MAX × (WRITE_CONCURRENCY + 1), 150 with the defaults: enough for every
+ * batch slot and the next batch. Four batches' worth shows whether holding more unacknowledged helps.
  */
 const DEEP_PREFETCH = '200';
 
@@ -109,7 +109,7 @@ export async function brokerScenario(ctx: BenchContext): Promise<ScenarioResult>
           ...m.deep,
           rssMb: rss.deep,
           ratio: round(m.deep.throughput / m.http.throughput),
-          note: `${facts(m.deep)}; default prefetch 50`,
+          note: `${facts(m.deep)}; default prefetch 150`,
         },
         ...relay.rows,
       ],

@@ -3,29 +3,55 @@ import { mb, round, type BenchContext, type Row, type ScenarioResult } from '../
 import { httpLoad, interleaved, type Measured } from '../lib/load';
 import { freePort, ROOT, spawnNode, treeRss, waitFor } from '../lib/proc';
 import { startService } from '../lib/service';
+import { luaString, wrkBinary, wrkLoad } from '../lib/wrk';
 
 export const POLL_CONNECTIONS = 50;
+/** The connection counts of the polls scenario: a busy page's worth, and ten times that. */
+const POLL_SWEEP = [50, 500];
 
-/** GET /top (or another top N at `path`) unconditionally (200) or with the current ETag (304). */
+export type Generator = 'autocannon' | 'wrk';
+
+/**
+ * GET /top (or another top N at `path`) unconditionally (200) or with the current ETag (304), with autocannon
+ * (in the harness's process) or wrk (a C generator, far less CPU per request on a 2-core machine).
+ */
 export async function poll(
   ctx: BenchContext,
   url: string,
   conditional: boolean,
   path = '/api/v1/scores/top',
+  opts: { connections?: number; generator?: Generator } = {},
 ): Promise<Measured> {
   const target = `${url}${path}`;
   const etag = (await fetch(target)).headers.get('etag') ?? '';
+  const connections = opts.connections ?? POLL_CONNECTIONS;
+  const expect = [conditional ? 304 : 200];
+  if (opts.generator === 'wrk') {
+    const headers = conditional ? `{ ["If-None-Match"] = ${luaString(etag)} }` : '{}';
+    return wrkLoad({
+      url: target,
+      connections,
+      durationS: ctx.loadS,
+      warmupS: ctx.warmupS,
+      expect,
+      // One request, formatted once per thread.
+      script: `local req\nfunction request()\n  req = req or wrk.format("GET", nil, ${headers})\n  return req\nend`,
+    });
+  }
   return httpLoad({
     url: target,
-    connections: POLL_CONNECTIONS,
+    connections,
     durationS: ctx.loadS,
     warmupS: ctx.warmupS,
-    expect: [conditional ? 304 : 200],
+    expect,
     headers: conditional ? { 'if-none-match': etag } : undefined,
   });
 }
 
-/** polls: the service's in-memory /top against a bare Koa handler serving the very same bytes. */
+/**
+ * polls: the service's in-memory /top against a bare Koa handler serving the very same bytes, 200 and 304,
+ * at 50 and 500 connections, with autocannon and (when installed) wrk, all interleaved in one run.
+ */
 export async function pollsScenario(ctx: BenchContext): Promise<ScenarioResult> {
   ctx.log('polls: starting the service and a bare Koa handler with the same bytes');
   const service = await startService({
@@ -48,54 +74,57 @@ export async function pollsScenario(ctx: BenchContext): Promise<ScenarioResult> 
     const bareUrl = `http://127.0.0.1:${port}`;
     await waitFor('the bare Koa handler', async () => (await fetch(`${bareUrl}/`)).ok, 30_000, bare);
 
-    const m = await interleaved(
-      ctx.rounds,
-      {
-        service200: () => poll(ctx, service.url, false),
-        bare200: () => poll(ctx, bareUrl, false),
-        service304: () => poll(ctx, service.url, true),
-        bare304: () => poll(ctx, bareUrl, true),
-      },
-      ctx.log,
+    const generators: Generator[] = wrkBinary() ? ['autocannon', 'wrk'] : ['autocannon'];
+    if (generators.length === 1)
+      ctx.log('polls: wrk is not installed (apt-get install wrk): autocannon only');
+    const cases = generators.flatMap((generator) =>
+      POLL_SWEEP.flatMap((connections) =>
+        (['200', '304'] as const).map((status) => ({ generator, connections, status })),
+      ),
     );
+    const name = (c: (typeof cases)[number], who: string) =>
+      `${who}${c.status}-${c.generator}-${c.connections}`;
+    const runs: Record<string, () => Promise<Measured>> = {};
+    for (const c of cases) {
+      const opts = { connections: c.connections, generator: c.generator };
+      runs[name(c, 'service')] = () => poll(ctx, service.url, c.status === '304', undefined, opts);
+      runs[name(c, 'bare')] = () => poll(ctx, bareUrl, c.status === '304', undefined, opts);
+    }
+    const m = await interleaved(ctx.rounds, runs, ctx.log);
     const rss = { service: mb(treeRss(service.pid)), bare: mb(treeRss(bare.pid)) };
 
     const rows: Row[] = [];
-    const pairs = [
-      { label: '200', s: m.service200, b: m.bare200, min: 0.8 },
-      { label: '304', s: m.service304, b: m.bare304, min: 0.85 },
-    ];
-    for (const p of pairs) {
+    const targets = [];
+    for (const c of cases) {
+      const s = m[name(c, 'service')];
+      const b = m[name(c, 'bare')];
+      const how = `${c.status}, ${c.generator}, ${c.connections} conns`;
+      const ratio = round(s.throughput / b.throughput);
+      const min = c.status === '200' ? 0.8 : 0.85;
       rows.push({
         scenario: 'polls',
-        variant: `bare Koa, ${p.label}`,
+        variant: `bare Koa, ${how}`,
         unit: 'req/s',
-        ...p.b,
+        ...b,
         rssMb: rss.bare,
         note: 'baseline',
       });
       rows.push({
         scenario: 'polls',
-        variant: `service GET /top, ${p.label}`,
+        variant: `service GET /top, ${how}`,
         unit: 'req/s',
-        ...p.s,
+        ...s,
         rssMb: rss.service,
-        ratio: round(p.s.throughput / p.b.throughput),
+        ratio,
+      });
+      targets.push({
+        scenario: 'polls',
+        target: `${how}: ≥ ${min}× bare Koa`,
+        measured: `${ratio}×, ${s.errors} errors`,
+        met: ratio >= min && s.errors === 0,
       });
     }
-    return {
-      rows,
-      targets: pairs.map((p) => {
-        const ratio = round(p.s.throughput / p.b.throughput);
-        return {
-          scenario: 'polls',
-          target: `${p.label}: ≥ ${p.min}× bare Koa`,
-          measured: `${ratio}×, ${p.s.errors} errors`,
-          met: ratio >= p.min && p.s.errors === 0,
-        };
-      }),
-      details: { bodyBytes: body.length, connections: POLL_CONNECTIONS, rounds: m },
-    };
+    return { rows, targets, details: { bodyBytes: body.length, cases, rounds: m } };
   } finally {
     await bare?.stop();
     await service.stop();
