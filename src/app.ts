@@ -1,9 +1,8 @@
-import Koa from 'koa';
+import Koa, { type Context, type Next } from 'koa';
 import Router from '@koa/router';
 import cors from '@koa/cors';
 import { cheatRoutes } from './cheat/routes';
 import { problemMiddleware } from './http/errors';
-import { metricsMiddleware } from './platform/metrics';
 import { opsRoutes } from './ops/routes';
 import { clientKey } from './http/rate-limit/client-key';
 import { createLimiter } from './http/rate-limit/limiter';
@@ -77,8 +76,7 @@ export function createApp(deps: AppDeps): Koa {
   });
   setInterval(() => readLimit.sweep(), 60_000).unref();
 
-  app.use(requestContext(logger));
-  app.use(metricsMiddleware(deps.metrics));
+  app.use(requestContext(logger, deps.metrics));
   app.use(securityHeaders({ tls: Boolean(config.tls) }));
   app.use(
     problemMiddleware({
@@ -193,7 +191,7 @@ function apiRoutes(deps: AppDeps): Router {
 /** Strict allow-list CORS: only listed origins (or `*`) get CORS headers; credentials are never allowed. */
 function corsFor(origins: string[]) {
   const any = origins.includes('*');
-  return cors({
+  const corsMiddleware = cors({
     origin: (ctx) => {
       const origin = ctx.get('origin');
       return any || origins.includes(origin) ? origin : '';
@@ -210,4 +208,11 @@ function corsFor(origins: string[]) {
     allowMethods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
     maxAge: 600,
   });
+  // A request without Origin is not a CORS request: it only needs the Vary (so a shared cache keeps answers
+  // per origin apart). Most polls are such, and skip the CORS middleware's two awaits.
+  return (ctx: Context, next: Next) => {
+    if (ctx.get('origin')) return corsMiddleware(ctx, next);
+    ctx.vary('Origin');
+    return next();
+  };
 }

@@ -1,4 +1,3 @@
-import type { Context, Next } from 'koa';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
@@ -180,19 +179,3 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
-
-/** Observes every request's latency under its route pattern (never the raw path: ids would explode labels). */
-export function metricsMiddleware(metrics: Metrics) {
-  return async (ctx: Context, next: Next) => {
-    const end = metrics.httpDuration.startTimer();
-    try {
-      await next();
-    } finally {
-      end({
-        method: ctx.method,
-        route: ctx._matchedRoute ? String(ctx._matchedRoute) : 'unmatched',
-        status: ctx.status,
-      });
-    }
-  };
-}

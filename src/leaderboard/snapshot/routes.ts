@@ -49,7 +49,7 @@ export function sendSnapshot(
     ctx.status = 304;
     return;
   }
-  ctx.type = 'application/json; charset=utf-8';
+  ctx.set('Content-Type', 'application/json; charset=utf-8'); // (not ctx.type: no MIME lookup per poll)
   ctx.body = snap.body;
 }
 
