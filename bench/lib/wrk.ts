@@ -30,6 +30,39 @@ export function wrkBinary(): string | undefined {
   }
 }
 
+let installTried = false;
+
+/**
+ * wrk's path, installing Debian's package first when it is missing (as root, where apt-get works). Undefined,
+ * with the reason logged once, when it is neither installed nor installable: the scenarios then run their
+ * autocannon variants only. WRK_BIN=none opts out.
+ */
+export function ensureWrk(log: (msg: string) => void): string | undefined {
+  const found = wrkBinary();
+  if (found || process.env.WRK_BIN !== undefined) return found;
+  if (installTried) return undefined;
+  installTried = true;
+  log('wrk is not installed: trying apt-get install -y wrk');
+  try {
+    execFileSync(
+      'sh',
+      ['-c', 'apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)'],
+      {
+        stdio: 'ignore',
+        timeout: 300_000,
+      },
+    );
+  } catch {
+    // reported below
+  }
+  const installed = wrkBinary();
+  if (!installed)
+    log(
+      'wrk could not be installed (needs root and a Debian package mirror; or set WRK_BIN): autocannon only',
+    );
+  return installed;
+}
+
 /** A Lua string literal (long strings would need no escaping, but a token could end with `]`). */
 export const luaString = (s: string) =>
   `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;

@@ -3,7 +3,7 @@ import { mb, round, type BenchContext, type Row, type ScenarioResult } from '../
 import { httpLoad, interleaved, type Measured } from '../lib/load';
 import { freePort, ROOT, spawnNode, treeRss, waitFor } from '../lib/proc';
 import { startService } from '../lib/service';
-import { luaString, wrkBinary, wrkLoad } from '../lib/wrk';
+import { ensureWrk, luaString, wrkLoad } from '../lib/wrk';
 
 export const POLL_CONNECTIONS = 50;
 /** The connection counts of the polls scenario: a busy page's worth, and ten times that. */
@@ -74,9 +74,7 @@ export async function pollsScenario(ctx: BenchContext): Promise<ScenarioResult> 
     const bareUrl = `http://127.0.0.1:${port}`;
     await waitFor('the bare Koa handler', async () => (await fetch(`${bareUrl}/`)).ok, 30_000, bare);
 
-    const generators: Generator[] = wrkBinary() ? ['autocannon', 'wrk'] : ['autocannon'];
-    if (generators.length === 1)
-      ctx.log('polls: wrk is not installed (apt-get install wrk): autocannon only');
+    const generators: Generator[] = ensureWrk(ctx.log) ? ['autocannon', 'wrk'] : ['autocannon'];
     const cases = generators.flatMap((generator) =>
       POLL_SWEEP.flatMap((connections) =>
         (['200', '304'] as const).map((status) => ({ generator, connections, status })),

@@ -9,7 +9,7 @@ import { httpLoad, interleaved, type Measured } from '../lib/load';
 import { treeCpuS, treeRss } from '../lib/proc';
 import { startJwksServer } from '../lib/jwks-server';
 import { startService, type RunningService } from '../lib/service';
-import { luaString, wrkBinary, wrkLoad, writeLuaTable } from '../lib/wrk';
+import { ensureWrk, luaString, wrkLoad, writeLuaTable } from '../lib/wrk';
 
 /** Concurrent clients for the service's writes: enough to keep batches full, few enough for a low p99. */
 export const WRITE_CONNECTIONS = 32;
@@ -146,9 +146,7 @@ export async function writesScenario(ctx: BenchContext): Promise<ScenarioResult>
   }
   const peak = sweep.reduce((a, b) => (b.throughput > a.throughput ? b : a)).concurrency;
 
-  const wrk = wrkBinary();
-  if (!wrk)
-    ctx.log('writes: wrk is not installed (apt-get install wrk, or set WRK_BIN): skipping the wrk rows');
+  const wrk = ensureWrk(ctx.log); // (logs why when there is none: the wrk rows are skipped)
   const workersOther = ctx.workers === 1 ? 2 : 1;
   const label = {
     gc32: `service, group commit, WORKERS=${ctx.workers} (${WRITE_CONNECTIONS} conns)`,
