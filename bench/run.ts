@@ -17,12 +17,13 @@ import { ROOT } from './lib/proc';
 import { boardsScenario } from './scenarios/boards';
 import { brokerScenario } from './scenarios/broker';
 import { pollsScenario } from './scenarios/polls';
+import { microcacheScenario } from './scenarios/microcache';
 import { scaleScenario } from './scenarios/scale';
 import { streamScenario, wsScenario } from './scenarios/stream';
 import { writesScenario } from './scenarios/writes';
 
 /**
- * `npm run bench [-- --quick] [--only=writes,polls,stream,ws,scale,boards,broker] [--workers=N] [--seconds=S]
+ * `npm run bench [-- --quick] [--only=writes,polls,microcache,stream,ws,scale,boards,broker] [--workers=N] [--seconds=S]
  * [--profile]`
  *
  * Creates its own databases (scoreboard_bench_<tag>*), Redis prefix (sbbench:<tag>:) and RabbitMQ names
@@ -33,6 +34,7 @@ import { writesScenario } from './scenarios/writes';
 const SCENARIOS = {
   writes: writesScenario,
   polls: pollsScenario,
+  microcache: microcacheScenario,
   stream: streamScenario,
   ws: wsScenario,
   scale: scaleScenario,

@@ -168,6 +168,9 @@ export function createBoardWindows(deps: {
     resolve: open,
     /** `global`/`all`, the one the unversioned routes serve. */
     global: () => open('global', 'all')!,
+    /** Which pub/sub the notices use: unknown until this instance has asked the server (then both ways). */
+    pubsub: (): 'sharded' | 'classic' | 'unknown' =>
+      sharded === undefined ? 'unknown' : sharded ? 'sharded' : 'classic',
     /** Board windows with a live snapshot here. */
     size: () => live.size,
     feeds: () => [...live.values()].map((l) => l.feed),
@@ -219,6 +222,8 @@ export function createBoardWindows(deps: {
         for (const { feed } of live.values()) feed.snapshot.resync();
       };
       deps.subscriber.on('ready', () => void onReady());
+      // The version is asked on the command connection: when it comes up after the subscriber, ask then.
+      deps.redis.on('ready', () => sharded === undefined && redisReady(deps.subscriber) && void onReady());
       deps.subscriber.on('close', () => subscribed.clear());
       if (redisReady(deps.subscriber)) void onReady();
       await open('global', 'all')!.snapshot.start();
