@@ -178,11 +178,25 @@ describe('top-N snapshot', function () {
       await add(quiet, uniqueUser('steady'), 1);
       // Let the write's rebuilds settle: at once, or within a second for a commit judged unable to change the
       // top N (engine.ts, SAFETY_REBUILD_MS). Steady means a whole 1.2 s without a query.
+      let recent: string[] = [];
+      const onQuery = (q: { sql: string }) => recent.push(q.sql.replace(/\s+/g, ' ').slice(0, 100));
+      quiet.db.on('query', onQuery);
       await eventually(
-        async () => (await countQueries(quiet.db, () => new Promise((r) => setTimeout(r, 1200)))) === 0,
-        10_000,
+        async () => {
+          recent = [];
+          await new Promise((r) => setTimeout(r, 1200));
+          return recent.length === 0;
+        },
+        20_000,
         0,
-      );
+      ).catch((err: Error) => {
+        const feed = quiet.services.boards.global().snapshot;
+        throw new Error(
+          `${err.message}: still querying (${recent.join(' | ')}); pub/sub ${quiet.services.boards.pubsub()}, ` +
+            `redis ${quiet.redis.status}, snapshot age ${feed.age()} ms`,
+        );
+      });
+      quiet.db.off('query', onQuery);
       let redisCommands = 0;
       const client = quiet.redis as Redis;
       const send = client.sendCommand.bind(client);

@@ -181,7 +181,7 @@ export function createSnapshotEngine(deps: {
   let top = { users: new Set<string>(), floor: 0, full: false };
   let skippedAt = 0; // when a commit was judged unable to change the top N (0: none since the last rebuild)
   // This instance's snapshot is newer than what it could store in Redis (changedHere: its content is new).
-  let unshared: { changedHere: boolean } | undefined;
+  let unshared: { snapshot: Snapshot; changedHere: boolean } | undefined;
 
   function learnTop(s: Snapshot): void {
     try {
@@ -232,20 +232,21 @@ export function createSnapshotEngine(deps: {
     const next = await readSnapshot(db, deps.size, { board, window, cycle });
     const before = current.etag;
     if (!offer(next)) return;
-    unshared = { changedHere: next.etag !== before || unshared?.changedHere === true };
+    unshared = { snapshot: next, changedHere: next.etag !== before || unshared?.changedHere === true };
     await share();
   }
 
   /**
-   * Stores and announces `current` in Redis. While Redis is unreachable it stays unshared and is shared on the
-   * first tick Redis is back: other instances listen for announcements rather than ask MySQL, so a snapshot
-   * built during a blip and never shared would leave them on the older one until the next commit.
+   * Stores and announces in Redis the last snapshot this instance read from MySQL (only what it read: a
+   * snapshot adopted from elsewhere is shared already). While Redis is unreachable, or the pub/sub mode is not
+   * known yet, it waits, and goes out on the first tick that can send it: other instances listen for
+   * announcements rather than ask MySQL, so a snapshot built during a blip and never shared would leave them
+   * on the older one until the next commit.
    */
   async function share(): Promise<void> {
     const sharded = deps.sharded();
     if (!unshared || !redisReady(redis) || sharded === undefined) return;
-    const next = current;
-    const { changedHere } = unshared;
+    const { snapshot: next, changedHere } = unshared;
     const shared: SharedSnapshot = { ...next, board, window, body: next.body.toString() };
     try {
       const published = await redis.snapshotPublish(
@@ -257,7 +258,7 @@ export function createSnapshotEngine(deps: {
         String(next.cycleStartMs),
         sharded ? 'SPUBLISH' : 'PUBLISH',
       );
-      if (current === next) unshared = undefined;
+      if (unshared?.snapshot === next) unshared = undefined;
       if (published === 1 && changedHere) deps.onShared?.(next);
     } catch (err) {
       markRedisFailure(redis);
